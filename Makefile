@@ -137,6 +137,11 @@ $(BUILD)/obj/probe/%.o: probe/%.c | $(SKELS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Tests (and benchmarks) may include any module's header.
+$(BUILD)/obj/tests/%.o: tests/%.c | $(SKELS) $(PROTO_C)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -I$(BUILD)/proto -Iaggregator -Iprobe -c $< -o $@
+
 $(BUILD)/obj/%.o: %.c | $(PROTO_C)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -I$(BUILD)/proto -c $< -o $@
