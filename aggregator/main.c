@@ -502,7 +502,7 @@ static void setup_loop(struct agg *a, int event_fd, int sig_fd)
 	if (loop_add_timer(a->loop, a->o.collect_interval_ns,
 			   a->o.collect_interval_ns, on_interval, a) < 0)
 		fatalx("cannot create the collect-interval timer");
-	a->kick_timer = loop_add_timer(a->loop, 3600ull * 1000000000ull, 0,
+	a->kick_timer = loop_add_timer(a->loop, 0, 0, /* disarmed */
 				       on_kick, a);
 	if (a->kick_timer < 0)
 		fatalx("cannot create a timer");
