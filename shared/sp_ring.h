@@ -16,6 +16,7 @@
 #ifndef SP_RING_H
 #define SP_RING_H
 
+#include <fcntl.h>	/* F_SEAL_* for SP_RING_SEALS_REQUIRED */
 #include <stddef.h>
 #include <stdint.h>
 #include "sp_abi.h"
@@ -96,7 +97,8 @@ struct sp_consumer_stats {
  * SP_REC_MAX is always enough) and consume it. Returns the record length,
  * 0 when the ring is empty, or -EBADMSG when the record at the consumer
  * position is malformed (it then skips to the producer position and counts
- * the loss).
+ * the loss). A valid record longer than cap is left in place and -ENOBUFS
+ * returned, so the caller can retry with a larger buffer.
  */
 int sp_consumer_next(struct sp_consumer *c, void *buf, size_t cap);
 
