@@ -78,7 +78,7 @@ struct sp_msg_open_debug {
 	__u64 req_id;
 	__u64 start_time;
 	__u32 pid;
-	__u32 build_id_len;	/* 1..SP_BUILD_ID_MAX */
+	__u32 build_id_len;	/* 2..SP_BUILD_ID_MAX */
 	__u8 build_id[SP_BUILD_ID_MAX];
 };
 

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * bpf.c - the probe's BPF side: open the skeleton, size the ring buffer,
+ * load, open one CPU-clock perf event per online CPU and attach. Nothing
+ * is pinned: every program detaches when the probe's fds close.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/perf_event.h>
+#include <bpf/libbpf.h>
+
+#include "sp_abi.h"
+#include "sp_log.h"
+#include "bpfload.h"
+/* The generated skeleton casts away const on its embedded ELF bytes. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#include "profile.skel.h"
+#pragma GCC diagnostic pop
+
+#define BPF_RING_MIN	(256ull << 10)
+#define BPF_RING_MAX	(64ull << 20)
+#define BPF_RING_SLACK	2	/* seconds of samples the kernel ring holds */
+#define MAX_CPUS	1024	/* as in profile.bpf.c */
+
+struct probe_bpf {
+	struct profile *skel;
+	struct ring_buffer *rb;
+	struct bpf_link **links;
+	unsigned int nlinks;
+	unsigned int ncpu;		/* possible CPUs */
+	void (*on_record)(void *ctx, const void *data, size_t size);
+	void *ctx;
+};
+
+static bool libbpf_verbose;
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt,
+		      va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	if (level == LIBBPF_DEBUG && !libbpf_verbose)
+		return 0;
+	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	if (libbpf_verbose && level != LIBBPF_DEBUG)
+		log_info("libbpf: %s", buf);
+	else
+		log_debug("libbpf: %s", buf);
+	return 0;
+}
+
+uint64_t probe_pow2_clamp(uint64_t want, uint64_t min, uint64_t max)
+{
+	uint64_t v = min;
+
+	while (v < want && v < max)
+		v <<= 1;
+	return v;
+}
+
+static int on_rb_record(void *ctx, void *data, size_t size)
+{
+	struct probe_bpf *pb = ctx;
+
+	pb->on_record(pb->ctx, data, size);
+	return 0;
+}
+
+static int open_cpu_clock(unsigned int cpu, unsigned int rate)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.size = sizeof(attr),
+		.freq = 1,
+		.sample_freq = rate,
+	};
+	long fd;
+
+	fd = syscall(SYS_perf_event_open, &attr, -1, (int)cpu, -1,
+		     PERF_FLAG_FD_CLOEXEC);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* One perf event per CPU; offline CPUs (ENODEV) are skipped. */
+static int attach_cpus(struct probe_bpf *pb, unsigned int rate)
+{
+	unsigned int cpu;
+	int fd, err;
+
+	pb->links = calloc(pb->ncpu, sizeof(*pb->links));
+	if (!pb->links)
+		return -ENOMEM;
+	for (cpu = 0; cpu < pb->ncpu; cpu++) {
+		fd = open_cpu_clock(cpu, rate);
+		if (fd == -ENODEV)
+			continue;
+		if (fd < 0) {
+			errno = -fd;
+			log_warn("perf_event_open cpu %u", cpu);
+			return fd;
+		}
+		pb->links[pb->nlinks] = bpf_program__attach_perf_event(
+			pb->skel->progs.do_sample, fd);
+		if (!pb->links[pb->nlinks]) {
+			err = -errno;
+			close(fd);
+			log_warn("attach to cpu %u", cpu);
+			return err;
+		}
+		pb->nlinks++;
+	}
+	log_info("attached exec/exit tracepoints and the sampler on %u "
+		 "CPUs at %u Hz", pb->nlinks, rate);
+	return pb->nlinks ? 0 : -ENODEV;
+}
+
+static int load(struct probe_bpf *pb, const struct probe_bpf_opts *o)
+{
+	uint64_t ring;
+	int err;
+
+	pb->skel = profile__open();
+	if (!pb->skel)
+		return -errno;
+	pb->skel->rodata->collect_user = o->user_stacks;
+	pb->skel->rodata->collect_kernel = o->kernel_stacks;
+	ring = probe_pow2_clamp((uint64_t)o->sample_rate * pb->ncpu *
+				PROBE_BPF_REC_MAX * BPF_RING_SLACK,
+				BPF_RING_MIN, BPF_RING_MAX);
+	err = bpf_map__set_max_entries(pb->skel->maps.events, (__u32)ring);
+	if (err)
+		return err;
+	err = profile__load(pb->skel);
+	if (err) {
+		log_warnx("loading the BPF program failed: %s%s", strerror(-err),
+			  libbpf_verbose ? "" : " (-v shows the verifier log)");
+		return err;
+	}
+	log_info("loaded BPF program (ring buffer %llu KiB, user stacks %s, "
+		 "kernel stacks %s)", (unsigned long long)ring >> 10,
+		 o->user_stacks ? "on" : "off", o->kernel_stacks ? "on" : "off");
+	return 0;
+}
+
+int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out)
+{
+	struct probe_bpf *pb;
+	int err;
+
+	libbpf_verbose = o->verbose;
+	libbpf_set_print(libbpf_log);
+	pb = calloc(1, sizeof(*pb));
+	if (!pb)
+		return -ENOMEM;
+	pb->on_record = o->on_record;
+	pb->ctx = o->ctx;
+	err = libbpf_num_possible_cpus();
+	if (err < 0)
+		goto out;
+	pb->ncpu = (unsigned int)err;
+	err = load(pb, o);
+	if (err)
+		goto out;
+	pb->rb = ring_buffer__new(bpf_map__fd(pb->skel->maps.events),
+				  on_rb_record, pb, NULL);
+	if (!pb->rb) {
+		err = -errno;
+		goto out;
+	}
+	/* Attaches the raw tracepoints; perf_event programs are skipped. */
+	err = profile__attach(pb->skel);
+	if (!err)
+		err = attach_cpus(pb, o->sample_rate);
+out:
+	if (err) {
+		probe_bpf_free(pb);
+		return err;
+	}
+	*out = pb;
+	return 0;
+}
+
+void probe_bpf_free(struct probe_bpf *pb)
+{
+	unsigned int i;
+
+	if (!pb)
+		return;
+	for (i = 0; i < pb->nlinks; i++)
+		bpf_link__destroy(pb->links[i]);
+	free(pb->links);
+	ring_buffer__free(pb->rb);
+	profile__destroy(pb->skel);
+	free(pb);
+}
+
+int probe_bpf_epoll_fd(const struct probe_bpf *pb)
+{
+	return ring_buffer__epoll_fd(pb->rb);
+}
+
+int probe_bpf_drain(struct probe_bpf *pb)
+{
+	return ring_buffer__consume(pb->rb);
+}
+
+void probe_bpf_counters(const struct probe_bpf *pb, uint64_t *lost,
+			uint64_t *idle)
+{
+	const volatile struct profile__bss *bss = pb->skel->bss;
+	unsigned int i, n = pb->ncpu < MAX_CPUS ? pb->ncpu : MAX_CPUS;
+
+	*lost = *idle = 0;
+	for (i = 0; i < n; i++) {
+		*lost += bss->lost_cnt[i];
+		*idle += bss->idle_cnt[i];
+	}
+}
+
+unsigned int probe_bpf_ncpu(const struct probe_bpf *pb)
+{
+	return pb->ncpu;
+}

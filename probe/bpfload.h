@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * bpfload.h - load and attach bpf/profile.bpf.c, drain its ring buffer and
+ * read its loss/idle counters (probe/bpf.c).
+ */
+#ifndef PROBE_BPFLOAD_H
+#define PROBE_BPFLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct probe_bpf;
+
+struct probe_bpf_opts {
+	unsigned int sample_rate;	/* Hz, per CPU */
+	bool user_stacks;
+	bool kernel_stacks;
+	bool verbose;			/* libbpf output at info, not debug */
+	/* Called for every BPF ring buffer record; return value ignored. */
+	void (*on_record)(void *ctx, const void *data, size_t size);
+	void *ctx;
+};
+
+/* Open, size, load and attach (one perf event per online CPU). */
+int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out);
+void probe_bpf_free(struct probe_bpf *pb);
+
+/* Readable when records are waiting; then call probe_bpf_drain. */
+int probe_bpf_epoll_fd(const struct probe_bpf *pb);
+int probe_bpf_drain(struct probe_bpf *pb);
+
+/* Totals since load, read from the mmaped .bss (no syscall). */
+void probe_bpf_counters(const struct probe_bpf *pb, uint64_t *lost,
+			uint64_t *idle);
+unsigned int probe_bpf_ncpu(const struct probe_bpf *pb);
+
+/* Smallest power of two >= want, within [min, max] (both powers of two). */
+uint64_t probe_pow2_clamp(uint64_t want, uint64_t min, uint64_t max);
+
+/* Largest record the BPF program emits, header included. */
+#define PROBE_BPF_REC_MAX \
+	(sizeof(struct sp_rec_hdr) + sizeof(struct sp_sample) + 2 * SP_STACK_BYTES)
+
+#endif /* PROBE_BPFLOAD_H */

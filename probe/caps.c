@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: BSD-2-Clause
+/*
+ * caps.c - capabilities, no_new_privs and the seccomp filter of the probe.
+ *
+ * Set-up needs CAP_BPF + CAP_PERFMON (load, perf_event_open), CAP_SYSLOG
+ * (real addresses in the kallsyms fd we keep), CAP_SYS_RESOURCE on kernels
+ * < 5.11 (BPF memory was charged to RLIMIT_MEMLOCK). The steady state needs
+ * CAP_SYS_PTRACE (other users' /proc/P/maps) and CAP_CHECKPOINT_RESTORE
+ * (/proc/P/map_files) for the broker. Never CAP_SYS_ADMIN.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <linux/capability.h>
+#include <linux/perf_event.h>
+#include <seccomp.h>
+
+#include "sp_log.h"
+#include "caps.h"
+
+#define BIT(c)		(1ull << (c))
+#define CAPS_STEADY	(BIT(CAP_SYS_PTRACE) | BIT(CAP_CHECKPOINT_RESTORE))
+#define CAPS_SETUP	(CAPS_STEADY | BIT(CAP_BPF) | BIT(CAP_PERFMON) | \
+			 BIT(CAP_SYSLOG))
+
+static const struct { int cap; const char *name; } cap_names[] = {
+	{ CAP_BPF, "CAP_BPF" },
+	{ CAP_PERFMON, "CAP_PERFMON" },
+	{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE" },
+	{ CAP_CHECKPOINT_RESTORE, "CAP_CHECKPOINT_RESTORE" },
+	{ CAP_SYSLOG, "CAP_SYSLOG" },
+	{ CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE" },
+};
+
+static int kernel_version(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return 0;
+	return major * 1000 + minor;
+}
+
+static uint64_t caps_setup_set(void)
+{
+	return CAPS_SETUP | (kernel_version() < 5011 ? BIT(CAP_SYS_RESOURCE) : 0);
+}
+
+static int caps_get(uint64_t *eff, uint64_t *prm)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -errno;
+	*eff = d[0].effective | (uint64_t)d[1].effective << 32;
+	*prm = d[0].permitted | (uint64_t)d[1].permitted << 32;
+	return 0;
+}
+
+/* Sets effective = permitted = set, inheritable = 0. */
+static int caps_set(uint64_t set)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = {
+		{ (uint32_t)set, (uint32_t)set, 0 },
+		{ (uint32_t)(set >> 32), (uint32_t)(set >> 32), 0 },
+	};
+
+	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
+int caps_check(void)
+{
+	uint64_t eff, prm, missing;
+	int v = kernel_version(), bad = 0;
+	size_t i;
+
+	if (v < 5008) {
+		log_warnx("kernel %d.%d is too old: the probe needs 5.8 or newer "
+			  "(BPF ring buffer, CAP_BPF, CAP_PERFMON)",
+			  v / 1000, v % 1000);
+		return -ENOSYS;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
+		log_warn("kernel BTF /sys/kernel/btf/vmlinux is missing "
+			 "(needs CONFIG_DEBUG_INFO_BTF=y)");
+		return -ENOENT;
+	}
+	if (caps_get(&eff, &prm) < 0)
+		return -errno;
+	missing = caps_setup_set() & ~prm;
+	for (i = 0; i < sizeof(cap_names) / sizeof(cap_names[0]); i++) {
+		if (missing & BIT(cap_names[i].cap)) {
+			log_warnx("missing capability %s", cap_names[i].name);
+			bad = 1;
+		}
+	}
+	return bad ? -EPERM : 0;
+}
+
+/*
+ * The bounding set only limits what an execve could gain, so it can go
+ * straight to the steady set now; dropping from it needs CAP_SETPCAP, which
+ * is in the effective set only when we start as full root (a systemd unit
+ * sets CapabilityBoundingSet= itself).
+ */
+static void bounding_reduce(uint64_t eff)
+{
+	int c, dropped = 0;
+
+	if (!(eff & BIT(CAP_SETPCAP)))
+		return;
+	for (c = 0; c < 64 && prctl(PR_CAPBSET_READ, c) >= 0; c++) {
+		if (!(CAPS_STEADY & BIT(c)) && prctl(PR_CAPBSET_DROP, c) == 0)
+			dropped++;
+	}
+	log_info("dropped %d capabilities from the bounding set", dropped);
+}
+
+int caps_reduce_setup(void)
+{
+	uint64_t eff, prm, want = caps_setup_set();
+	int err;
+
+	err = caps_get(&eff, &prm);
+	if (err)
+		return err;
+	bounding_reduce(eff);
+	err = caps_set(want);
+	if (err) {
+		errno = -err;
+		log_warn("capset");
+		return err;
+	}
+	if (prm != want)
+		log_info("capabilities reduced to the set-up set %#llx",
+			 (unsigned long long)want);
+	return 0;
+}
+
+int caps_drop_steady(void)
+{
+	int err = caps_set(CAPS_STEADY);
+
+	if (err) {
+		errno = -err;
+		log_warn("capset");
+		return err;
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		err = -errno;
+		log_warn("prctl");
+		return err;
+	}
+	log_info("dropped CAP_BPF, CAP_PERFMON, CAP_SYSLOG; keeping "
+		 "CAP_SYS_PTRACE and CAP_CHECKPOINT_RESTORE; no_new_privs set");
+	return 0;
+}
+
+/* Syscalls of the steady-state loop without argument checks. */
+static const int sandbox_allow[] = {
+	/* event loop: epoll set, signalfd, timerfd, eventfd wake-ups */
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_pwait2),
+	SCMP_SYS(epoll_ctl), SCMP_SYS(read), SCMP_SYS(write),
+	SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime),
+	SCMP_SYS(clock_gettime), SCMP_SYS(restart_syscall),
+	/* control socket: accept, SO_PEERCRED, messages with SCM_RIGHTS */
+	SCMP_SYS(accept4), SCMP_SYS(getsockopt), SCMP_SYS(recvmsg),
+	SCMP_SYS(sendmsg), SCMP_SYS(close),
+	/* a fresh shared ring per aggregator: memfd, size, seal, eventfd */
+	SCMP_SYS(memfd_create), SCMP_SYS(ftruncate), SCMP_SYS(fallocate),
+	SCMP_SYS(fcntl), SCMP_SYS(eventfd2), SCMP_SYS(munmap),
+	/* broker: open /proc/P/... and debug files, check type, ELF magic */
+	SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(fstat),
+	SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(pread64),
+	SCMP_SYS(lseek),	/* rewind the kallsyms fd for a new aggregator */
+	/* malloc and libc internals */
+	SCMP_SYS(brk), SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(futex),
+	/* reaping the launcher's aggregator child on shutdown */
+	SCMP_SYS(wait4), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
+	SCMP_SYS(getpid), SCMP_SYS(gettid),
+	SCMP_SYS(exit_group), SCMP_SYS(exit),
+};
+
+int sandbox_enter(void)
+{
+	scmp_filter_ctx ctx;
+	size_t i;
+	int err;
+
+	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	if (!ctx)
+		return -ENOMEM;
+	/* libseccomp checks the arch first; a foreign arch is killed too. */
+	err = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
+			       SCMP_ACT_KILL_PROCESS);
+	for (i = 0; !err && i < sizeof(sandbox_allow) / sizeof(int); i++)
+		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_allow[i], 0);
+	/* mmap for the ring (MAP_SHARED RW) and malloc; mprotect for malloc
+	 * arenas. Never executable memory. */
+	if (!err)
+		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	if (!err)
+		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	/* libbpf disables each perf event before closing it on detach. */
+	if (!err)
+		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				       SCMP_A1(SCMP_CMP_EQ, PERF_EVENT_IOC_DISABLE));
+	if (!err)
+		err = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (err) {
+		errno = -err;
+		log_warn("installing the seccomp filter");
+		return err;
+	}
+	log_info("seccomp filter installed");
+	return 0;
+}
