@@ -176,7 +176,8 @@ int probe_open_debug(struct probe_client *pc, uint32_t pid, uint64_t start_time,
 {
 	struct sp_msg_open_debug req = { .pid = pid, .start_time = start_time };
 
-	if (len == 0 || len > SP_BUILD_ID_MAX)
+	/* the broker treats a build id shorter than 2 bytes as a protocol error */
+	if (len < 2 || len > SP_BUILD_ID_MAX)
 		return -EINVAL;
 	req.build_id_len = len;
 	memcpy(req.build_id, build_id, len);
