@@ -126,8 +126,9 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@.tmp && mv $@.tmp $@
 
-# Generated sources are not intermediates to delete after use.
-.SECONDARY: $(PROTO_C) $(PROTO_C:.c=.h) $(SKELS)
+# Nothing built here is an intermediate to delete after use (generated
+# sources, BPF objects, objects of single-file programs).
+.SECONDARY:
 
 # --- protobuf-c --------------------------------------------------------------
 
