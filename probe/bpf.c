@@ -5,7 +5,6 @@
  * is pinned: every program detaches when the probe's fds close.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +26,9 @@
 #define BPF_RING_MAX	(64ull << 20)
 #define BPF_RING_SLACK	2	/* seconds of samples the kernel ring holds */
 #define MAX_CPUS	1024	/* as in profile.bpf.c */
+/* Largest record the BPF program emits, header included. */
+#define REC_MAX	(sizeof(struct sp_rec_hdr) + sizeof(struct sp_sample) + \
+		 2 * SP_STACK_BYTES)
 
 struct probe_bpf {
 	struct profile *skel;
@@ -34,28 +36,27 @@ struct probe_bpf {
 	struct bpf_link **links;
 	unsigned int nlinks;
 	unsigned int ncpu;		/* possible CPUs */
-	void (*on_record)(void *ctx, const void *data, size_t size);
-	void *ctx;
 };
 
 static bool libbpf_verbose;
 
+/* Silent unless -v; then libbpf's warnings at info, the rest at debug. */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt,
 		      va_list ap)
 {
 	char buf[512];
 	size_t n;
 
-	if (level == LIBBPF_DEBUG && !libbpf_verbose)
+	if (!libbpf_verbose)
 		return 0;
 	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	if (n && buf[n - 1] == '\n')
 		buf[n - 1] = '\0';
-	if (libbpf_verbose && level != LIBBPF_DEBUG)
-		log_info("libbpf: %s", buf);
-	else
+	if (level == LIBBPF_DEBUG)
 		log_debug("libbpf: %s", buf);
+	else
+		log_info("libbpf: %s", buf);
 	return 0;
 }
 
@@ -68,15 +69,8 @@ uint64_t probe_pow2_clamp(uint64_t want, uint64_t min, uint64_t max)
 	return v;
 }
 
-static int on_rb_record(void *ctx, void *data, size_t size)
-{
-	struct probe_bpf *pb = ctx;
-
-	pb->on_record(pb->ctx, data, size);
-	return 0;
-}
-
-static int open_cpu_clock(unsigned int cpu, unsigned int rate)
+/* One perf event per CPU; offline CPUs (ENODEV) are skipped. */
+static int attach_cpus(struct probe_bpf *pb, unsigned int rate)
 {
 	struct perf_event_attr attr = {
 		.type = PERF_TYPE_SOFTWARE,
@@ -85,16 +79,7 @@ static int open_cpu_clock(unsigned int cpu, unsigned int rate)
 		.freq = 1,
 		.sample_freq = rate,
 	};
-	long fd;
-
-	fd = syscall(SYS_perf_event_open, &attr, -1, (int)cpu, -1,
-		     PERF_FLAG_FD_CLOEXEC);
-	return fd < 0 ? -errno : (int)fd;
-}
-
-/* One perf event per CPU; offline CPUs (ENODEV) are skipped. */
-static int attach_cpus(struct probe_bpf *pb, unsigned int rate)
-{
+	struct bpf_link *link = NULL;
 	unsigned int cpu;
 	int fd, err;
 
@@ -102,60 +87,32 @@ static int attach_cpus(struct probe_bpf *pb, unsigned int rate)
 	if (!pb->links)
 		return -ENOMEM;
 	for (cpu = 0; cpu < pb->ncpu; cpu++) {
-		fd = open_cpu_clock(cpu, rate);
-		if (fd == -ENODEV)
+		fd = (int)syscall(SYS_perf_event_open, &attr, -1, (int)cpu, -1,
+				  PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0 && errno == ENODEV)
 			continue;
-		if (fd < 0) {
-			errno = -fd;
-			log_warn("perf_event_open cpu %u", cpu);
-			return fd;
-		}
-		pb->links[pb->nlinks] = bpf_program__attach_perf_event(
-			pb->skel->progs.do_sample, fd);
-		if (!pb->links[pb->nlinks]) {
+		if (fd >= 0)
+			link = bpf_program__attach_perf_event(
+				pb->skel->progs.do_sample, fd);
+		if (fd < 0 || !link) {
 			err = -errno;
-			close(fd);
-			log_warn("attach to cpu %u", cpu);
+			log_warn("%s cpu %u", fd < 0 ? "perf_event_open on" :
+				 "attach to", cpu);
+			if (fd >= 0)
+				close(fd);
 			return err;
 		}
-		pb->nlinks++;
+		pb->links[pb->nlinks++] = link;
 	}
 	log_info("attached exec/exit tracepoints and the sampler on %u "
 		 "CPUs at %u Hz", pb->nlinks, rate);
 	return pb->nlinks ? 0 : -ENODEV;
 }
 
-static int load(struct probe_bpf *pb, const struct probe_bpf_opts *o)
-{
-	uint64_t ring;
-	int err;
-
-	pb->skel = profile__open();
-	if (!pb->skel)
-		return -errno;
-	pb->skel->rodata->collect_user = o->user_stacks;
-	pb->skel->rodata->collect_kernel = o->kernel_stacks;
-	ring = probe_pow2_clamp((uint64_t)o->sample_rate * pb->ncpu *
-				PROBE_BPF_REC_MAX * BPF_RING_SLACK,
-				BPF_RING_MIN, BPF_RING_MAX);
-	err = bpf_map__set_max_entries(pb->skel->maps.events, (__u32)ring);
-	if (err)
-		return err;
-	err = profile__load(pb->skel);
-	if (err) {
-		log_warnx("loading the BPF program failed: %s%s", strerror(-err),
-			  libbpf_verbose ? "" : " (-v shows the verifier log)");
-		return err;
-	}
-	log_info("loaded BPF program (ring buffer %llu KiB, user stacks %s, "
-		 "kernel stacks %s)", (unsigned long long)ring >> 10,
-		 o->user_stacks ? "on" : "off", o->kernel_stacks ? "on" : "off");
-	return 0;
-}
-
 int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out)
 {
 	struct probe_bpf *pb;
+	uint64_t ring;
 	int err;
 
 	libbpf_verbose = o->verbose;
@@ -163,17 +120,32 @@ int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out)
 	pb = calloc(1, sizeof(*pb));
 	if (!pb)
 		return -ENOMEM;
-	pb->on_record = o->on_record;
-	pb->ctx = o->ctx;
 	err = libbpf_num_possible_cpus();
 	if (err < 0)
 		goto out;
 	pb->ncpu = (unsigned int)err;
-	err = load(pb, o);
-	if (err)
+	pb->skel = profile__open();
+	if (!pb->skel) {
+		err = -errno;
 		goto out;
+	}
+	pb->skel->rodata->collect_user = o->user_stacks;
+	pb->skel->rodata->collect_kernel = o->kernel_stacks;
+	ring = probe_pow2_clamp((uint64_t)o->sample_rate * pb->ncpu * REC_MAX *
+				BPF_RING_SLACK, BPF_RING_MIN, BPF_RING_MAX);
+	err = bpf_map__set_max_entries(pb->skel->maps.events, (__u32)ring);
+	if (!err)
+		err = profile__load(pb->skel);
+	if (err) {
+		log_warnx("loading the BPF program failed: %s%s", strerror(-err),
+			  libbpf_verbose ? "" : " (-v shows the verifier log)");
+		goto out;
+	}
+	log_info("loaded BPF program (ring buffer %llu KiB, user stacks %s, "
+		 "kernel stacks %s)", (unsigned long long)ring >> 10,
+		 o->user_stacks ? "on" : "off", o->kernel_stacks ? "on" : "off");
 	pb->rb = ring_buffer__new(bpf_map__fd(pb->skel->maps.events),
-				  on_rb_record, pb, NULL);
+				  o->on_record, o->ctx, NULL);
 	if (!pb->rb) {
 		err = -errno;
 		goto out;
@@ -205,30 +177,25 @@ void probe_bpf_free(struct probe_bpf *pb)
 	free(pb);
 }
 
+unsigned int probe_bpf_ncpu(const struct probe_bpf *pb)
+{
+	return pb->ncpu;
+}
+
 int probe_bpf_epoll_fd(const struct probe_bpf *pb)
 {
 	return ring_buffer__epoll_fd(pb->rb);
 }
 
-int probe_bpf_drain(struct probe_bpf *pb)
-{
-	return ring_buffer__consume(pb->rb);
-}
-
-void probe_bpf_counters(const struct probe_bpf *pb, uint64_t *lost,
-			uint64_t *idle)
+void probe_bpf_drain(struct probe_bpf *pb, uint64_t *lost, uint64_t *idle)
 {
 	const volatile struct profile__bss *bss = pb->skel->bss;
 	unsigned int i, n = pb->ncpu < MAX_CPUS ? pb->ncpu : MAX_CPUS;
 
+	(void)ring_buffer__consume(pb->rb);
 	*lost = *idle = 0;
 	for (i = 0; i < n; i++) {
 		*lost += bss->lost_cnt[i];
 		*idle += bss->idle_cnt[i];
 	}
-}
-
-unsigned int probe_bpf_ncpu(const struct probe_bpf *pb)
-{
-	return pb->ncpu;
 }

@@ -14,32 +14,25 @@ struct probe_bpf;
 
 struct probe_bpf_opts {
 	unsigned int sample_rate;	/* Hz, per CPU */
-	bool user_stacks;
-	bool kernel_stacks;
+	bool user_stacks, kernel_stacks;
 	bool verbose;			/* libbpf output at info, not debug */
-	/* Called for every BPF ring buffer record; return value ignored. */
-	void (*on_record)(void *ctx, const void *data, size_t size);
+	/* Called for every BPF ring buffer record; must return 0. */
+	int (*on_record)(void *ctx, void *data, size_t size);
 	void *ctx;
 };
 
 /* Open, size, load and attach (one perf event per online CPU). */
 int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out);
 void probe_bpf_free(struct probe_bpf *pb);
-
-/* Readable when records are waiting; then call probe_bpf_drain. */
-int probe_bpf_epoll_fd(const struct probe_bpf *pb);
-int probe_bpf_drain(struct probe_bpf *pb);
-
-/* Totals since load, read from the mmaped .bss (no syscall). */
-void probe_bpf_counters(const struct probe_bpf *pb, uint64_t *lost,
-			uint64_t *idle);
 unsigned int probe_bpf_ncpu(const struct probe_bpf *pb);
+
+/* Readable when records are waiting; then call probe_bpf_drain, which
+ * passes them to on_record and returns the loss/idle totals since load
+ * (read from the mmaped .bss, no syscall). */
+int probe_bpf_epoll_fd(const struct probe_bpf *pb);
+void probe_bpf_drain(struct probe_bpf *pb, uint64_t *lost, uint64_t *idle);
 
 /* Smallest power of two >= want, within [min, max] (both powers of two). */
 uint64_t probe_pow2_clamp(uint64_t want, uint64_t min, uint64_t max);
-
-/* Largest record the BPF program emits, header included. */
-#define PROBE_BPF_REC_MAX \
-	(sizeof(struct sp_rec_hdr) + sizeof(struct sp_sample) + 2 * SP_STACK_BYTES)
 
 #endif /* PROBE_BPFLOAD_H */

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -24,20 +23,19 @@
 #include "sp_log.h"
 #include "caps.h"
 
+#define N(a)		(sizeof(a) / sizeof((a)[0]))
 #define BIT(c)		(1ull << (c))
 #define CAPS_STEADY	(BIT(CAP_SYS_PTRACE) | BIT(CAP_CHECKPOINT_RESTORE))
 #define CAPS_SETUP	(CAPS_STEADY | BIT(CAP_BPF) | BIT(CAP_PERFMON) | \
 			 BIT(CAP_SYSLOG))
+#define CAP(c)		{ c, #c }
 
 static const struct { int cap; const char *name; } cap_names[] = {
-	{ CAP_BPF, "CAP_BPF" },
-	{ CAP_PERFMON, "CAP_PERFMON" },
-	{ CAP_SYS_PTRACE, "CAP_SYS_PTRACE" },
-	{ CAP_CHECKPOINT_RESTORE, "CAP_CHECKPOINT_RESTORE" },
-	{ CAP_SYSLOG, "CAP_SYSLOG" },
-	{ CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE" },
+	CAP(CAP_BPF), CAP(CAP_PERFMON), CAP(CAP_SYS_PTRACE),
+	CAP(CAP_CHECKPOINT_RESTORE), CAP(CAP_SYSLOG), CAP(CAP_SYS_RESOURCE),
 };
 
+/* major * 1000 + minor, 0 if unknown. */
 static int kernel_version(void)
 {
 	struct utsname u;
@@ -58,8 +56,10 @@ static int caps_get(uint64_t *eff, uint64_t *prm)
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct d[2];
 
-	if (syscall(SYS_capget, &h, d) < 0)
+	if (syscall(SYS_capget, &h, d) < 0) {
+		log_warn("capget");
 		return -errno;
+	}
 	*eff = d[0].effective | (uint64_t)d[1].effective << 32;
 	*prm = d[0].permitted | (uint64_t)d[1].permitted << 32;
 	return 0;
@@ -74,13 +74,16 @@ static int caps_set(uint64_t set)
 		{ (uint32_t)(set >> 32), (uint32_t)(set >> 32), 0 },
 	};
 
-	return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+	if (syscall(SYS_capset, &h, d) == 0)
+		return 0;
+	log_warn("capset %#llx", (unsigned long long)set);
+	return -errno;
 }
 
 int caps_check(void)
 {
 	uint64_t eff, prm, missing;
-	int v = kernel_version(), bad = 0;
+	int v = kernel_version(), err;
 	size_t i;
 
 	if (v < 5008) {
@@ -94,16 +97,15 @@ int caps_check(void)
 			 "(needs CONFIG_DEBUG_INFO_BTF=y)");
 		return -ENOENT;
 	}
-	if (caps_get(&eff, &prm) < 0)
-		return -errno;
+	err = caps_get(&eff, &prm);
+	if (err)
+		return err;
 	missing = caps_setup_set() & ~prm;
-	for (i = 0; i < sizeof(cap_names) / sizeof(cap_names[0]); i++) {
-		if (missing & BIT(cap_names[i].cap)) {
+	for (i = 0; i < N(cap_names); i++) {
+		if (missing & BIT(cap_names[i].cap))
 			log_warnx("missing capability %s", cap_names[i].name);
-			bad = 1;
-		}
 	}
-	return bad ? -EPERM : 0;
+	return missing ? -EPERM : 0;
 }
 
 /*
@@ -128,38 +130,28 @@ static void bounding_reduce(uint64_t eff)
 int caps_reduce_setup(void)
 {
 	uint64_t eff, prm, want = caps_setup_set();
-	int err;
+	int err = caps_get(&eff, &prm);
 
-	err = caps_get(&eff, &prm);
 	if (err)
 		return err;
 	bounding_reduce(eff);
 	err = caps_set(want);
-	if (err) {
-		errno = -err;
-		log_warn("capset");
-		return err;
-	}
-	if (prm != want)
+	if (!err && prm != want)
 		log_info("capabilities reduced to the set-up set %#llx",
 			 (unsigned long long)want);
-	return 0;
+	return err;
 }
 
 int caps_drop_steady(void)
 {
 	int err = caps_set(CAPS_STEADY);
 
-	if (err) {
-		errno = -err;
-		log_warn("capset");
+	if (err)
 		return err;
-	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 ||
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		err = -errno;
 		log_warn("prctl");
-		return err;
+		return -errno;
 	}
 	log_info("dropped CAP_BPF, CAP_PERFMON, CAP_SYSLOG; keeping "
 		 "CAP_SYS_PTRACE and CAP_CHECKPOINT_RESTORE; no_new_privs set");
@@ -185,38 +177,38 @@ static const int sandbox_allow[] = {
 	SCMP_SYS(lseek),	/* rewind the kallsyms fd for a new aggregator */
 	/* malloc and libc internals */
 	SCMP_SYS(brk), SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(futex),
-	/* reaping the launcher's aggregator child on shutdown */
-	SCMP_SYS(wait4), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
-	SCMP_SYS(getpid), SCMP_SYS(gettid),
+	/* waiting for the launcher's aggregator child on shutdown */
+	SCMP_SYS(wait4), SCMP_SYS(rt_sigtimedwait), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(getpid), SCMP_SYS(gettid),
 	SCMP_SYS(exit_group), SCMP_SYS(exit),
+};
+
+/* Syscalls allowed only with one argument check. */
+static const struct { int nr; struct scmp_arg_cmp arg; } sandbox_allow_if[] = {
+	/* the ring (MAP_SHARED RW) and malloc: never executable memory */
+	{ SCMP_SYS(mmap), { 2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0 } },
+	{ SCMP_SYS(mprotect), { 2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0 } },
+	/* libbpf disables each perf event before closing it on detach */
+	{ SCMP_SYS(ioctl), { 1, SCMP_CMP_EQ, PERF_EVENT_IOC_DISABLE, 0 } },
 };
 
 int sandbox_enter(void)
 {
-	scmp_filter_ctx ctx;
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	size_t i;
 	int err;
 
-	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
 		return -ENOMEM;
 	/* libseccomp checks the arch first; a foreign arch is killed too. */
 	err = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
 			       SCMP_ACT_KILL_PROCESS);
-	for (i = 0; !err && i < sizeof(sandbox_allow) / sizeof(int); i++)
+	for (i = 0; !err && i < N(sandbox_allow); i++)
 		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_allow[i], 0);
-	/* mmap for the ring (MAP_SHARED RW) and malloc; mprotect for malloc
-	 * arenas. Never executable memory. */
-	if (!err)
-		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	if (!err)
-		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	/* libbpf disables each perf event before closing it on detach. */
-	if (!err)
-		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				       SCMP_A1(SCMP_CMP_EQ, PERF_EVENT_IOC_DISABLE));
+	for (i = 0; !err && i < N(sandbox_allow_if); i++)
+		err = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW,
+					     sandbox_allow_if[i].nr, 1,
+					     &sandbox_allow_if[i].arg);
 	if (!err)
 		err = seccomp_load(ctx);
 	seccomp_release(ctx);

@@ -12,7 +12,6 @@
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
-#include <stdint.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,44 +26,66 @@
 #define AGG_OUTDIR_FD	4
 #define MAX_ARGS	64
 
-struct argv_buf {
-	char *v[MAX_ARGS];
-	int n;
+enum { TO_PROBE = 256, TO_AGG, O_USER, O_OUT };
+
+/* Options passed on unchanged, as --name[=value], to the probe or the
+ * aggregator (-c, -v: below). */
+static const struct option lo[] = {
+	{ "duration", required_argument, NULL, TO_PROBE },
+	{ "sample-rate", required_argument, NULL, TO_PROBE },
+	{ "no-user-stacks", no_argument, NULL, TO_PROBE },
+	{ "no-kernel-stacks", no_argument, NULL, TO_PROBE },
+	{ "debug-dir", required_argument, NULL, TO_PROBE },
+	{ "collect-interval", required_argument, NULL, TO_AGG },
+	{ "config", required_argument, NULL, 'c' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "aggregator-user", required_argument, NULL, O_USER },
+	{ "output-dir", required_argument, NULL, O_OUT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
 };
 
-static void push(struct argv_buf *a, const char *s)
-{
-	if (a->n >= MAX_ARGS - 1)
-		fatalx("too many arguments");
-	a->v[a->n++] = (char *)(uintptr_t)s;
-	a->v[a->n] = NULL;
-}
+struct argv_buf {
+	char *v[MAX_ARGS];	/* v[0]: the binary, set by exec_sibling */
+	int n;
+};
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: splitprof [-c FILE] [--duration 20s] [--sample-rate 97]\n"
-"                 [--collect-interval 15s] [--output-dir ./profiles]\n"
-"                 [--aggregator-user nobody] [--no-user-stacks]\n"
-"                 [--no-kernel-stacks] [--debug-dir DIR] [-v]\n"
+"usage: splitprof [-c FILE] [--duration DUR (default: until SIGINT/SIGTERM)]\n"
+"                 [--sample-rate HZ (97)] [--collect-interval DUR (15s)]\n"
+"                 [--output-dir DIR (./profiles unless -c is given)]\n"
+"                 [--aggregator-user USER (nobody)] [--no-user-stacks]\n"
+"                 [--no-kernel-stacks] [--debug-dir DIR] [-v] [-h]\n"
 "Runs splitprof-probe (privileged) and splitprof-aggregator (as\n"
-"--aggregator-user, default nobody) connected by a socketpair. The output\n"
-"directory (default ./profiles unless -c is given) is created by the\n"
-"launcher and handed to the aggregator as an open directory.\n");
+"--aggregator-user) connected by a socketpair. The launcher creates the\n"
+"output directory and hands it to the aggregator as an open directory.\n");
 }
 
-/* Path of a sibling binary of /proc/self/exe. */
-static char *sibling(const char *name)
+static void forward(struct argv_buf *a, const char *name, const char *val)
 {
-	char self[PATH_MAX], *out;
+	if (a->n >= MAX_ARGS - 1)
+		fatalx("too many arguments");
+	if (asprintf(&a->v[a->n++], "--%s%s%s", name, val ? "=" : "",
+		     val ? val : "") < 0)
+		fatal("asprintf");
+}
+
+/* Execs the binary name next to /proc/self/exe with a's arguments. */
+static __attribute__((noreturn)) void exec_sibling(const char *name,
+						   struct argv_buf *a)
+{
+	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
 	if (n < 0)
 		fatal("readlink /proc/self/exe");
 	self[n] = '\0';
-	if (asprintf(&out, "%s/%s", dirname(self), name) < 0)
+	if (asprintf(&a->v[0], "%s/%s", dirname(self), name) < 0)
 		fatal("asprintf");
-	return out;
+	execv(a->v[0], a->v);
+	fatal("exec %s", a->v[0]);
 }
 
 /* mkdir -p; the last component is handed to the aggregator's user. */
@@ -91,22 +112,10 @@ static void make_output_dir(const char *path, const struct passwd *pw)
 	free(p);
 }
 
-/* Moves fd to number want without CLOEXEC; safe if want is in use. */
-static void place_fd(int fd, int want)
-{
-	if (fd == want) {
-		if (fcntl(fd, F_SETFD, 0) < 0)
-			fatal("fcntl");
-	} else if (dup2(fd, want) < 0) {
-		fatal("dup2");
-	}
-}
-
-static __attribute__((noreturn)) void exec_aggregator(int sock, const char *user, const char *outdir,
-							  struct argv_buf *a)
+static __attribute__((noreturn)) void exec_aggregator(int sock,
+		const char *user, const char *outdir, struct argv_buf *a)
 {
 	struct passwd *pw = getpwnam(user);
-	char *bin = sibling("splitprof-aggregator");
 	int dfd = -1;
 
 	if (!pw)
@@ -122,90 +131,46 @@ static __attribute__((noreturn)) void exec_aggregator(int sock, const char *user
 			fatal("open %s", outdir);
 		dfd = fcntl(dfd, F_DUPFD_CLOEXEC, 10);
 	}
-	if (sock < 0 || (outdir && dfd < 0))
-		fatal("fcntl");
-	place_fd(sock, AGG_CONTROL_FD);
-	push(a, "--control-fd");
-	push(a, "3");
-	if (dfd >= 0) {
-		place_fd(dfd, AGG_OUTDIR_FD);
-		push(a, "--output-dir-fd");
-		push(a, "4");
-	}
+	/* dup2 clears FD_CLOEXEC, so these two survive the exec. */
+	if (sock < 0 || (outdir && dfd < 0) || dup2(sock, AGG_CONTROL_FD) < 0 ||
+	    (dfd >= 0 && dup2(dfd, AGG_OUTDIR_FD) < 0))
+		fatal("placing the aggregator's fds");
+	forward(a, "control-fd", "3");
+	if (dfd >= 0)
+		forward(a, "output-dir-fd", "4");
 	if (setgroups(0, NULL) < 0 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
 		fatal("dropping to user %s", user);
-	a->v[0] = bin;
-	execv(bin, a->v);
-	fatal("exec %s", bin);
-}
-
-static __attribute__((noreturn)) void exec_probe(int sock, struct argv_buf *a)
-{
-	char *bin = sibling("splitprof-probe");
-	static char fdstr[16];
-
-	if (fcntl(sock, F_SETFD, 0) < 0)
-		fatal("fcntl");
-	snprintf(fdstr, sizeof(fdstr), "%d", sock);
-	push(a, "--socket-fd");
-	push(a, fdstr);
-	a->v[0] = bin;
-	execv(bin, a->v);
-	fatal("exec %s", bin);
+	exec_sibling("splitprof-aggregator", a);
 }
 
 int main(int argc, char **argv)
 {
-	enum { O_USER = 256, O_DUR, O_RATE, O_NOU, O_NOK, O_OUT, O_IVL, O_DBG };
-	static const struct option lo[] = {
-		{ "aggregator-user", required_argument, NULL, O_USER },
-		{ "debug-dir", required_argument, NULL, O_DBG },
-		{ "duration", required_argument, NULL, O_DUR },
-		{ "sample-rate", required_argument, NULL, O_RATE },
-		{ "no-user-stacks", no_argument, NULL, O_NOU },
-		{ "no-kernel-stacks", no_argument, NULL, O_NOK },
-		{ "output-dir", required_argument, NULL, O_OUT },
-		{ "collect-interval", required_argument, NULL, O_IVL },
-		{ "config", required_argument, NULL, 'c' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct argv_buf probe = { .n = 1 }, agg = { .n = 1 };
 	const char *user = "nobody", *outdir = NULL;
-	int c, sv[2], verbose = 0, config = 0;
+	int c, i = 0, sv[2], config = 0;
+	char fdstr[16];
 	pid_t pid;
 
 	log_init("splitprof", SP_LOG_INFO);
-	while ((c = getopt_long(argc, argv, "c:vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:vh", lo, &i)) != -1) {
 		switch (c) {
+		case TO_PROBE: forward(&probe, lo[i].name, optarg); break;
+		case TO_AGG: forward(&agg, lo[i].name, optarg); break;
+		case 'c': config = 1; forward(&agg, "config", optarg); break;
+		case 'v':
+			forward(&probe, "verbose", NULL);
+			forward(&agg, "verbose", NULL);
+			break;
 		case O_USER: user = optarg; break;
-		case O_DUR: push(&probe, "--duration"); push(&probe, optarg); break;
-		case O_RATE:
-			push(&probe, "--sample-rate"); push(&probe, optarg);
-			break;
-		case O_DBG: push(&probe, "--debug-dir"); push(&probe, optarg); break;
-		case O_NOU: push(&probe, "--no-user-stacks"); break;
-		case O_NOK: push(&probe, "--no-kernel-stacks"); break;
 		case O_OUT: outdir = optarg; break;
-		case O_IVL:
-			push(&agg, "--collect-interval"); push(&agg, optarg);
-			break;
-		case 'c': config = 1; push(&agg, "--config"); push(&agg, optarg);
-			break;
-		case 'v': verbose = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (optind < argc)
 		fatalx("unexpected argument %s", argv[optind]);
-	if (verbose) {
-		push(&probe, "-v");
-		push(&agg, "-v");
-	}
 	if (!outdir && !config)
 		outdir = "./profiles";
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -218,5 +183,10 @@ int main(int argc, char **argv)
 		exec_aggregator(sv[1], user, outdir, &agg);
 	}
 	close(sv[1]);
-	exec_probe(sv[0], &probe);
+	/* The probe's end stays open across exec. */
+	if (fcntl(sv[0], F_SETFD, 0) < 0)
+		fatal("fcntl");
+	snprintf(fdstr, sizeof(fdstr), "%d", sv[0]);
+	forward(&probe, "socket-fd", fdstr);
+	exec_sibling("splitprof-probe", &probe);
 }

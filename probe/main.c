@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -25,7 +24,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "sp_abi.h"
 #include "sp_ctl.h"
 #include "sp_duration.h"
 #include "sp_log.h"
@@ -40,31 +38,27 @@
 #define RING_SECONDS	4	/* of samples at 1 KiB each the ring absorbs */
 #define CHILD_WAIT_SEC	10
 #define MSGS_PER_WAKE	64	/* a chatty aggregator can't starve sampling */
+#define MAX_DEBUG_DIRS	4
+#define NSEC		1000000000ull
 
 enum { EV_BPF = 1, EV_LISTEN, EV_CONN, EV_SIGNAL, EV_TIMER };
 
-#define MAX_DEBUG_DIRS	4
-
-struct probe_opts {
+struct probe {
+	/* options */
 	const char *socket_path;
-	int socket_fd;
+	int socket_fd;			/* --socket-fd, or -1 */
 	long long agg_uid;		/* -1: not given */
-	unsigned int sample_rate;
-	bool user_stacks, kernel_stacks, verbose;
+	struct probe_bpf_opts bo;	/* rate, stacks, verbose */
 	uint64_t ring_size;		/* 0: derive from the rate */
 	uint64_t duration_ns;		/* 0: forever */
 	/* host debug dirs for OPEN_DEBUG, --debug-dir first, then the default */
 	const char *debug_dirs[MAX_DEBUG_DIRS + 2];
 	unsigned int n_debug_dirs;
-};
-
-struct probe {
-	struct probe_opts o;
+	/* state */
 	int epfd, sigfd, timerfd, listen_fd, conn_fd, kallsyms_fd;
 	struct probe_bpf *bpf;
 	struct broker *broker;
 	struct sp_producer *prod;	/* exists while an aggregator does */
-	uint64_t ring_size;
 	uint64_t last_lost, last_idle;
 	uint64_t forwarded, dropped_unconnected, bad_records;
 	bool stop;
@@ -74,24 +68,21 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: splitprof-probe [options]\n"
-"  --socket PATH          listen on PATH (default " DEFAULT_SOCKET ", mode\n"
-"                         0660; its directory is created 0750 if missing)\n"
-"  --socket-fd N          serve one already connected socket (launcher);\n"
-"                         the probe exits when that aggregator goes away\n"
-"  --aggregator-uid UID   the only uid allowed to connect (SO_PEERCRED);\n"
-"                         default: the \"splitprof\" user\n"
-"  --sample-rate HZ       samples per second per CPU (default 97)\n"
-"  --no-user-stacks       do not collect user stacks\n"
-"  --no-kernel-stacks     do not collect kernel stacks\n"
-"  --ring-size BYTES      shared ring data size, rounded up to a power of\n"
-"                         two in [1 MiB, 256 MiB] (default: rate x CPUs x\n"
-"                         1 KiB x 4 s)\n"
-"  --debug-dir DIR        also look for .build-id/xx/rest.debug files\n"
-"                         under DIR (up to 4; /usr/lib/debug always)\n"
-"  --duration DUR         stop after DUR, Go-style (500ms, 20s, 1m30s; the\n"
-"                         default 0 runs until SIGINT/SIGTERM)\n"
-"  -v, --verbose          debug logging, including libbpf's\n"
-"  -h, --help             this text\n");
+"  --socket PATH         listen on PATH, mode 0660; a missing directory is\n"
+"                        created 0750 (default " DEFAULT_SOCKET ")\n"
+"  --socket-fd N         serve one connected socket (launcher), exit after it\n"
+"  --aggregator-uid UID  the only peer uid accepted (default: user splitprof)\n"
+"  --sample-rate HZ      samples per second per CPU, 1..10000 (default 97)\n"
+"  --no-user-stacks      do not collect user stacks\n"
+"  --no-kernel-stacks    do not collect kernel stacks\n"
+"  --ring-size BYTES     shared ring size, a power of two in [1 MiB, 256 MiB]\n"
+"                        (default: rate x CPUs x 1 KiB x 4 s)\n"
+"  --debug-dir DIR       also search DIR/.build-id (up to 4; /usr/lib/debug\n"
+"                        always)\n"
+"  --duration DUR        stop after DUR, e.g. 500ms, 1m30s (default 0: until\n"
+"                        SIGINT/SIGTERM)\n"
+"  -v, --verbose         debug logging, including libbpf's\n"
+"  -h, --help            this text\n");
 }
 
 /* A number, whole string, within [min, max]; fatal otherwise. */
@@ -105,11 +96,11 @@ static unsigned long long parse_num(const char *opt, const char *s,
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || v < min || v > max)
-		fatalx("bad %s %s (%llu..%llu)", opt, s, min, max);
+		fatalx("bad --%s %s (%llu..%llu)", opt, s, min, max);
 	return v;
 }
 
-static void parse_opts(int argc, char **argv, struct probe_opts *o)
+static void parse_opts(int argc, char **argv, struct probe *p)
 {
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, 'S' },
@@ -125,66 +116,48 @@ static void parse_opts(int argc, char **argv, struct probe_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, i = 0;
 
-	*o = (struct probe_opts){ .socket_path = DEFAULT_SOCKET,
-		.socket_fd = -1, .agg_uid = -1, .sample_rate = 97,
-		.user_stacks = true, .kernel_stacks = true };
-	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vh", lo, &i)) != -1) {
+		const char *n = lo[i].name;
+
 		switch (c) {
-		case 'S': o->socket_path = optarg; break;
-		case 'F':
-			o->socket_fd = (int)parse_num("--socket-fd", optarg, 0,
-						      65535);
-			break;
+		case 'S': p->socket_path = optarg; break;
+		case 'F': p->socket_fd = (int)parse_num(n, optarg, 0, 65535); break;
 		case 'U':
-			o->agg_uid = (long long)parse_num("--aggregator-uid",
-							  optarg, 0, UINT32_MAX - 1);
+			p->agg_uid = (long long)parse_num(n, optarg, 0, UINT32_MAX - 1);
 			break;
 		case 'r':
-			o->sample_rate = (unsigned int)parse_num("--sample-rate",
-								 optarg, 1, 10000);
+			p->bo.sample_rate = (unsigned int)parse_num(n, optarg, 1, 10000);
 			break;
-		case 'u': o->user_stacks = false; break;
-		case 'k': o->kernel_stacks = false; break;
-		case 'R':
-			o->ring_size = parse_num("--ring-size", optarg, 1,
-						 RING_MAX);
-			break;
+		case 'u': p->bo.user_stacks = false; break;
+		case 'k': p->bo.kernel_stacks = false; break;
+		case 'R': p->ring_size = parse_num(n, optarg, 1, RING_MAX); break;
 		case 'd':
-			if (sp_parse_duration(optarg, &o->duration_ns))
+			if (sp_parse_duration(optarg, &p->duration_ns))
 				fatalx("bad --duration %s", optarg);
 			break;
 		case 'D':
-			if (o->n_debug_dirs == MAX_DEBUG_DIRS)
+			if (p->n_debug_dirs == MAX_DEBUG_DIRS)
 				fatalx("at most %d --debug-dir", MAX_DEBUG_DIRS);
-			o->debug_dirs[o->n_debug_dirs++] = optarg;
+			p->debug_dirs[p->n_debug_dirs++] = optarg;
 			break;
-		case 'v': o->verbose = true; break;
+		case 'v': p->bo.verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
 	}
 	if (optind < argc)
 		fatalx("unexpected argument %s", argv[optind]);
-	o->debug_dirs[o->n_debug_dirs] = "/usr/lib/debug";
+	p->debug_dirs[p->n_debug_dirs] = "/usr/lib/debug";
 }
 
-static uint64_t mono_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t boot_time_ns(void)
-{
-	struct timespec rt;
-
-	(void)clock_gettime(CLOCK_REALTIME, &rt);
-	return (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec -
-	       mono_ns();
+	(void)clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * NSEC + (uint64_t)ts.tv_nsec;
 }
 
 static void ep_add(struct probe *p, int fd, uint32_t tag)
@@ -195,34 +168,15 @@ static void ep_add(struct probe *p, int fd, uint32_t tag)
 		fatal("epoll_ctl");
 }
 
-/* ---- the listening socket ------------------------------------------- */
-
 /* The directory and socket belong to the aggregator's group so that uid
  * can reach them; done before the capability reduction (needs CAP_CHOWN
  * as root, which the probe never keeps). */
-static void prepare_socket_dir(const char *path, gid_t gid)
-{
-	char *copy = strdup(path);
-	const char *dir;
-
-	if (!copy)
-		fatal("strdup");
-	dir = dirname(copy);
-	if (mkdir(dir, 0750) == 0) {
-		log_info("created %s (0750)", dir);
-		if (chown(dir, (uid_t)-1, gid) < 0)
-			log_warn("chown %s", dir);
-	} else if (errno != EEXIST) {
-		fatal("mkdir %s", dir);
-	}
-	free(copy);
-}
-
 static int listen_path(const char *path, uid_t agg_uid)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct passwd *pw = getpwuid(agg_uid);
 	gid_t gid = pw ? pw->pw_gid : (gid_t)-1;
+	char dir[sizeof(sa.sun_path)], *slash;
 	struct stat st;
 	mode_t old;
 	int fd;
@@ -230,7 +184,18 @@ static int listen_path(const char *path, uid_t agg_uid)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		fatalx("socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
-	prepare_socket_dir(path, gid);
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0750) == 0) {
+			log_info("created %s (0750)", dir);
+			if (chown(dir, (uid_t)-1, gid) < 0)
+				log_warn("chown %s", dir);
+		} else if (errno != EEXIST) {
+			fatal("mkdir %s", dir);
+		}
+	}
 	/* A stale socket from a previous run; never unlink anything else. */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		(void)unlink(path);
@@ -241,7 +206,7 @@ static int listen_path(const char *path, uid_t agg_uid)
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		fatal("bind %s", path);
 	umask(old);
-	if (chown(path, (uid_t)-1, gid) < 0 && gid != (gid_t)-1)
+	if (chown(path, (uid_t)-1, gid) < 0)
 		log_warn("chown %s", path);
 	if (listen(fd, 8) < 0)
 		fatal("listen %s", path);
@@ -249,8 +214,6 @@ static int listen_path(const char *path, uid_t agg_uid)
 		 (unsigned int)agg_uid);
 	return fd;
 }
-
-/* ---- the aggregator connection -------------------------------------- */
 
 static void conn_close(struct probe *p, const char *why)
 {
@@ -275,43 +238,36 @@ static void conn_close(struct probe *p, const char *why)
 		p->stop = true;
 }
 
-static int send_hello(struct probe *p, int fd)
-{
-	const struct sp_ring_fds *rf = sp_producer_fds(p->prod);
-	int fds[4] = { rf->data_fd, rf->cons_fd, rf->event_fd, p->kallsyms_fd };
-	struct sp_msg_hello h = {
-		.abi_version = SP_ABI_VERSION,
-		.ctl_version = SP_CTL_VERSION,
-		.ncpu = probe_bpf_ncpu(p->bpf),
-		.sample_rate = p->o.sample_rate,
-		.ring_data_size = p->ring_size,
-		.ring_hdr_size = SP_RING_HDR_SIZE,
-		.boot_time_ns = boot_time_ns(),
-	};
-
-	if (p->kallsyms_fd >= 0) {
-		h.flags |= SP_HELLO_F_KALLSYMS;
-		/* One open file shared by every aggregator: rewind it. */
-		(void)lseek(p->kallsyms_fd, 0, SEEK_SET);
-	}
-	if (!p->o.user_stacks)
-		h.flags |= SP_HELLO_F_NO_USER;
-	if (!p->o.kernel_stacks)
-		h.flags |= SP_HELLO_F_NO_KERNEL;
-	return sp_ctl_send(fd, SP_MSG_HELLO, &h, sizeof(h), fds,
-			   p->kallsyms_fd >= 0 ? 4 : 3);
-}
-
 /* A fresh ring for every aggregator: a sealed memfd can't be mapped
  * writable again, and a new consumer must not inherit old state. */
 static void conn_start(struct probe *p, int fd)
 {
+	const struct sp_ring_fds *rf;
+	struct sp_msg_hello h = {
+		.abi_version = SP_ABI_VERSION,
+		.ctl_version = SP_CTL_VERSION,
+		.ncpu = probe_bpf_ncpu(p->bpf),
+		.sample_rate = p->bo.sample_rate,
+		.ring_data_size = p->ring_size,
+		.ring_hdr_size = SP_RING_HDR_SIZE,
+		.boot_time_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC),
+		.flags = (p->kallsyms_fd >= 0 ? SP_HELLO_F_KALLSYMS : 0) |
+			 (p->bo.user_stacks ? 0 : SP_HELLO_F_NO_USER) |
+			 (p->bo.kernel_stacks ? 0 : SP_HELLO_F_NO_KERNEL),
+	};
 	int err;
 
 	p->conn_fd = fd;
 	err = sp_producer_create(p->ring_size, &p->prod);
-	if (!err)
-		err = send_hello(p, fd);
+	if (!err) {
+		rf = sp_producer_fds(p->prod);
+		/* One open kallsyms file shared by every aggregator: rewind. */
+		if (p->kallsyms_fd >= 0)
+			(void)lseek(p->kallsyms_fd, 0, SEEK_SET);
+		err = sp_ctl_send(fd, SP_MSG_HELLO, &h, sizeof(h), (int[4]){
+			rf->data_fd, rf->cons_fd, rf->event_fd, p->kallsyms_fd },
+			p->kallsyms_fd >= 0 ? 4 : 3);
+	}
 	if (err) {
 		errno = -err;
 		log_warn("starting the aggregator session");
@@ -334,24 +290,23 @@ static void on_accept(struct probe *p)
 			log_warn("accept");
 		return;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		log_warn("SO_PEERCRED");
-		close(fd);
-	} else if (cr.uid != (uid_t)p->o.agg_uid) {
+	else if (cr.uid != (uid_t)p->agg_uid)
 		log_warnx("refused connection from pid %d uid %u: only uid %lld "
 			  "may connect", (int)cr.pid, (unsigned int)cr.uid,
-			  p->o.agg_uid);
-		close(fd);
-	} else if (p->conn_fd >= 0) {
+			  p->agg_uid);
+	else if (p->conn_fd >= 0)
 		log_warnx("refused connection from pid %d uid %u: an aggregator "
 			  "is already connected", (int)cr.pid,
 			  (unsigned int)cr.uid);
-		close(fd);
-	} else {
+	else {
 		log_info("accepted aggregator pid %d uid %u", (int)cr.pid,
 			 (unsigned int)cr.uid);
 		conn_start(p, fd);
+		return;
 	}
+	close(fd);
 }
 
 static void on_conn(struct probe *p)
@@ -380,26 +335,21 @@ static void on_conn(struct probe *p)
 	}
 }
 
-/* ---- records --------------------------------------------------------- */
-
-static void on_record(void *ctx, const void *data, size_t size)
+static int on_record(void *ctx, void *data, size_t size)
 {
 	const struct sp_rec_hdr *h = data;
 	struct probe *p = ctx;
 
 	if (size < sizeof(*h) || h->len != size ||
 	    (h->type != SP_REC_SAMPLE && h->type != SP_REC_PROC_EXEC &&
-	     h->type != SP_REC_PROC_EXIT)) {
+	     h->type != SP_REC_PROC_EXIT))
 		p->bad_records++;
-		return;
-	}
-	if (!p->prod) {
+	else if (!p->prod)
 		p->dropped_unconnected++;
-		return;
-	}
-	if (sp_producer_write(p->prod, h->type, h->flags, h + 1,
-			      (uint32_t)(size - sizeof(*h))) == 0)
+	else if (sp_producer_write(p->prod, h->type, h->flags, h + 1,
+				   (uint32_t)(size - sizeof(*h))) == 0)
 		p->forwarded++;
+	return 0;
 }
 
 static void on_bpf(struct probe *p)
@@ -407,8 +357,7 @@ static void on_bpf(struct probe *p)
 	uint64_t lost, idle;
 	struct sp_lost rec;
 
-	(void)probe_bpf_drain(p->bpf);
-	probe_bpf_counters(p->bpf, &lost, &idle);
+	probe_bpf_drain(p->bpf, &lost, &idle);
 	rec.lost = lost - p->last_lost;
 	p->last_lost = lost;
 	idle -= p->last_idle;
@@ -416,7 +365,7 @@ static void on_bpf(struct probe *p)
 	if (!p->prod)
 		return;
 	if (rec.lost) {
-		rec.time_ns = mono_ns();
+		rec.time_ns = clock_ns(CLOCK_MONOTONIC);
 		(void)sp_producer_write(p->prod, SP_REC_LOST, 0, &rec,
 					sizeof(rec));
 		sp_producer_add_bpf_lost(p->prod, rec.lost);
@@ -426,74 +375,48 @@ static void on_bpf(struct probe *p)
 	(void)sp_producer_notify(p->prod);
 }
 
-/* ---- signals, timers, shutdown -------------------------------------- */
-
-static void reap_children(void)
-{
-	int st;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-		log_info("aggregator pid %d exited (status %#x)", (int)pid, st);
-}
-
+/* The launcher's aggregator is our child; it is only reaped on shutdown
+ * (a dead aggregator closes its socket, which stops the probe anyway). */
 static void on_signal(struct probe *p)
 {
 	struct signalfd_siginfo si;
 
 	while (read(p->sigfd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGCHLD) {
-			reap_children();
-		} else if (!p->stop) {
+		if (si.ssi_signo != SIGCHLD && !p->stop) {
 			log_info("signal %u, stopping", si.ssi_signo);
 			p->stop = true;
 		}
 	}
 }
 
-static void arm_timer(int fd, uint64_t ns)
-{
-	struct itimerspec it = { .it_value = {
-		.tv_sec = (time_t)(ns / 1000000000),
-		.tv_nsec = (long)(ns % 1000000000) } };
-
-	if (timerfd_settime(fd, 0, &it, NULL) < 0)
-		fatal("timerfd_settime");
-}
-
 /* Wait up to CHILD_WAIT_SEC for the launcher's aggregator to flush and
- * exit: SIGCHLD via the signalfd, the deadline via the timerfd. */
-static void wait_children(struct probe *p)
+ * exit. SIGCHLD stays blocked, so sigtimedwait sees it. */
+static void wait_children(void)
 {
-	struct epoll_event ev;
-	uint64_t n;
-	int nev;
+	const struct timespec ts = { .tv_sec = CHILD_WAIT_SEC };
+	sigset_t chld;
+	pid_t pid;
+	int st;
 
-	arm_timer(p->timerfd, CHILD_WAIT_SEC * 1000000000ull);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
 	for (;;) {
-		reap_children();
-		if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
-			return;
-		nev = epoll_wait(p->epfd, &ev, 1, -1);
-		if (nev < 0 && errno != EINTR)
-			fatal("epoll_wait");
-		if (nev <= 0)
-			continue;
-		if (ev.data.u32 == EV_TIMER &&
-		    read(p->timerfd, &n, sizeof(n)) == sizeof(n)) {
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+			log_info("aggregator pid %d exited (status %#x)",
+				 (int)pid, st);
+		if (pid < 0)
+			return;		/* ECHILD: none left */
+		if (sigtimedwait(&chld, NULL, &ts) < 0 && errno == EAGAIN) {
 			log_warnx("aggregator still running after %d s",
 				  CHILD_WAIT_SEC);
 			return;
 		}
-		if (ev.data.u32 == EV_SIGNAL)
-			on_signal(p);
 	}
 }
 
 static void run(struct probe *p)
 {
 	struct epoll_event evs[8];
-	uint64_t n;
 	int i, nev;
 
 	while (!p->stop) {
@@ -507,8 +430,7 @@ static void run(struct probe *p)
 			case EV_CONN: on_conn(p); break;
 			case EV_SIGNAL: on_signal(p); break;
 			case EV_TIMER:
-				if (read(p->timerfd, &n, sizeof(n)) > 0)
-					log_info("duration elapsed, stopping");
+				log_info("duration elapsed, stopping");
 				p->stop = true;
 				break;
 			}
@@ -516,10 +438,11 @@ static void run(struct probe *p)
 	}
 }
 
-/* ---- set-up ----------------------------------------------------------- */
-
 static void setup_events(struct probe *p)
 {
+	struct itimerspec it = { .it_value = {
+		.tv_sec = (time_t)(p->duration_ns / NSEC),
+		.tv_nsec = (long)(p->duration_ns % NSEC) } };
 	sigset_t ss;
 
 	sigemptyset(&ss);
@@ -532,78 +455,68 @@ static void setup_events(struct probe *p)
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	p->sigfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	p->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (p->epfd < 0 || p->sigfd < 0 || p->timerfd < 0)
+	if (p->epfd < 0 || p->sigfd < 0 || p->timerfd < 0 ||
+	    timerfd_settime(p->timerfd, 0, &it, NULL) < 0)
 		fatal("epoll/signalfd/timerfd");
 	ep_add(p, p->sigfd, EV_SIGNAL);
 	ep_add(p, p->timerfd, EV_TIMER);
-	if (p->o.duration_ns)
-		arm_timer(p->timerfd, p->o.duration_ns);
-}
-
-static void resolve_aggregator_uid(struct probe_opts *o)
-{
-	struct passwd *pw;
-
-	if (o->socket_fd >= 0 || o->agg_uid >= 0)
-		return;
-	pw = getpwnam("splitprof");
-	if (!pw)
-		fatalx("no --aggregator-uid given and no \"splitprof\" user: "
-		       "refusing to listen on %s", o->socket_path);
-	o->agg_uid = pw->pw_uid;
 }
 
 static void setup_bpf(struct probe *p)
 {
-	struct probe_bpf_opts bo = {
-		.sample_rate = p->o.sample_rate,
-		.user_stacks = p->o.user_stacks,
-		.kernel_stacks = p->o.kernel_stacks,
-		.verbose = p->o.verbose,
-		.on_record = on_record,
-		.ctx = p,
-	};
-	uint64_t want;
 	int err;
 
-	err = probe_bpf_start(&bo, &p->bpf);
+	p->bo.on_record = on_record;
+	p->bo.ctx = p;
+	err = probe_bpf_start(&p->bo, &p->bpf);
 	if (err) {
 		errno = -err;
 		fatal("BPF set-up");
 	}
 	ep_add(p, probe_bpf_epoll_fd(p->bpf), EV_BPF);
-	want = p->o.ring_size ? p->o.ring_size :
-		(uint64_t)p->o.sample_rate * probe_bpf_ncpu(p->bpf) * 1024 *
-		RING_SECONDS;
-	p->ring_size = probe_pow2_clamp(want, RING_MIN, RING_MAX);
+	p->ring_size = probe_pow2_clamp(p->ring_size ? p->ring_size :
+		(uint64_t)p->bo.sample_rate * probe_bpf_ncpu(p->bpf) * 1024 *
+		RING_SECONDS, RING_MIN, RING_MAX);
 }
 
-static void setup_inherited_socket(struct probe *p)
+/* Either the launcher's end of a socketpair or a listening socket that
+ * only the aggregator's uid may use. */
+static void setup_socket(struct probe *p)
 {
+	struct passwd *pw;
 	struct stat st;
-	int fd = p->o.socket_fd;
+	int fd = p->socket_fd;
 
-	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
-		fatalx("--socket-fd %d is not a socket", fd);
-	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
-		fatal("fcntl socket fd");
+	if (fd >= 0) {
+		if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+			fatalx("--socket-fd %d is not a socket", fd);
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+			fatal("fcntl socket fd");
+		return;
+	}
+	if (p->agg_uid < 0) {
+		pw = getpwnam("splitprof");
+		if (!pw)
+			fatalx("no --aggregator-uid given and no \"splitprof\" "
+			       "user: refusing to listen on %s", p->socket_path);
+		p->agg_uid = pw->pw_uid;
+	}
+	p->listen_fd = listen_path(p->socket_path, (uid_t)p->agg_uid);
 }
 
 int main(int argc, char **argv)
 {
-	struct probe p = { .listen_fd = -1, .conn_fd = -1, .kallsyms_fd = -1 };
+	struct probe p = { .socket_path = DEFAULT_SOCKET, .socket_fd = -1,
+		.agg_uid = -1, .listen_fd = -1, .conn_fd = -1, .bo = {
+		.sample_rate = 97, .user_stacks = true, .kernel_stacks = true } };
 
 	log_init("probe", SP_LOG_INFO);
-	parse_opts(argc, argv, &p.o);
-	log_init("probe", p.o.verbose ? SP_LOG_DEBUG : SP_LOG_INFO);
+	parse_opts(argc, argv, &p);
+	log_init("probe", p.bo.verbose ? SP_LOG_DEBUG : SP_LOG_INFO);
 	if (caps_check() < 0)
 		fatalx("cannot start, see above");
-	resolve_aggregator_uid(&p.o);
-	if (p.o.socket_fd >= 0)
-		setup_inherited_socket(&p);
-	else
-		p.listen_fd = listen_path(p.o.socket_path, (uid_t)p.o.agg_uid);
+	setup_socket(&p);
 	if (caps_reduce_setup() < 0)
 		fatalx("cannot reduce capabilities");
 	/* kallsyms shows real addresses only to an opener with CAP_SYSLOG;
@@ -616,7 +529,7 @@ int main(int argc, char **argv)
 	setup_events(&p);
 	setup_bpf(&p);
 	p.broker = broker_new(&(struct broker_config){
-		.debug_dirs = p.o.debug_dirs });
+		.debug_dirs = p.debug_dirs });
 	if (!p.broker)
 		fatal("broker_new");
 	if (caps_drop_steady() < 0 || sandbox_enter() < 0)
@@ -624,7 +537,7 @@ int main(int argc, char **argv)
 	if (p.listen_fd >= 0)
 		ep_add(&p, p.listen_fd, EV_LISTEN);
 	else
-		conn_start(&p, p.o.socket_fd);
+		conn_start(&p, p.socket_fd);
 	run(&p);
 
 	conn_close(&p, "probe stopping");
@@ -636,7 +549,7 @@ int main(int argc, char **argv)
 		 (unsigned long long)p.forwarded,
 		 (unsigned long long)p.dropped_unconnected,
 		 (unsigned long long)p.bad_records);
-	wait_children(&p);
+	wait_children();
 	broker_free(p.broker);
 	return 0;
 }
