@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -37,6 +38,7 @@ static const struct option lo[] = {
 	{ "no-kernel-stacks", no_argument, NULL, TO_PROBE },
 	{ "debug-dir", required_argument, NULL, TO_PROBE },
 	{ "collect-interval", required_argument, NULL, TO_AGG },
+	{ "sandbox-debug", no_argument, NULL, TO_AGG },
 	{ "config", required_argument, NULL, 'c' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "aggregator-user", required_argument, NULL, O_USER },
@@ -57,7 +59,8 @@ static void usage(FILE *f)
 "                 [--sample-rate HZ (97)] [--collect-interval DUR (15s)]\n"
 "                 [--output-dir DIR (./profiles unless -c is given)]\n"
 "                 [--aggregator-user USER (nobody)] [--no-user-stacks]\n"
-"                 [--no-kernel-stacks] [--debug-dir DIR] [-v] [-h]\n"
+"                 [--no-kernel-stacks] [--debug-dir DIR] [--sandbox-debug]\n"
+"                 [-v] [-h]\n"
 "Runs splitprof-probe (privileged) and splitprof-aggregator (as\n"
 "--aggregator-user) connected by a socketpair. The launcher creates the\n"
 "output directory and hands it to the aggregator as an open directory.\n");
@@ -116,7 +119,7 @@ static __attribute__((noreturn)) void exec_aggregator(int sock,
 		const char *user, const char *outdir, struct argv_buf *a)
 {
 	struct passwd *pw = getpwnam(user);
-	int dfd = -1;
+	int dfd = -1, c;
 
 	if (!pw)
 		fatalx("no such user %s", user);
@@ -138,6 +141,12 @@ static __attribute__((noreturn)) void exec_aggregator(int sock,
 	forward(a, "control-fd", "3");
 	if (dfd >= 0)
 		forward(a, "output-dir-fd", "4");
+	/* Only root (CAP_SETPCAP) can empty the bounding set: do it for the
+	 * aggregator now, it cannot once it runs as the user. */
+	for (c = 0; prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0; c++)
+		;
+	if (errno != EINVAL)
+		fatal("emptying the bounding set");
 	if (setgroups(0, NULL) < 0 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
 	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
