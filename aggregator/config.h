@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CFG_ERR_MAX		512
 
@@ -47,10 +48,10 @@ struct cfg_relabel_rule {
 	int action;			/* RELABEL_* (default replace) */
 	char **source_labels;
 	size_t n_source_labels;
-	char *separator;		/* default ";" */
+	char *separator;		/* default ";" (NULL: the default) */
 	char *regex;			/* default "(.*)", anchored when compiled */
 	char *replacement;		/* default "$1" */
-	char *target_label;
+	char *target_label;		/* NULL: not set */
 	uint64_t modulus;
 	int line;			/* for error messages */
 };
@@ -143,5 +144,21 @@ int config_defaults(struct config **out);
 int config_load(const char *path, struct config **out, char *err, size_t errlen);
 
 void config_free(struct config *c);
+
+/*
+ * The effective configuration as YAML-ish text (--check-config -v).
+ * Secrets (passwords, tokens, credentials, private keys) print as
+ * <secret>. Returns 0 or -EIO.
+ */
+int config_dump(const struct config *c, FILE *f);
+
+/* Free the rules' strings and array; rules is empty after. */
+void config_rules_free(struct cfg_relabel_rules *rules);
+
+/*
+ * Check a relabel regex the way relabel.c compiles it (anchored, PCRE2).
+ * Returns 0, or -EINVAL with PCRE2's message in msg.
+ */
+int config_check_regex(const char *re, char *msg, size_t size);
 
 #endif /* AGG_CONFIG_H */

@@ -10,10 +10,12 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,34 +23,35 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "labels.h"
 #include "loop.h"
 #include "probe_client.h"
 #include "proctable.h"
 #include "profiles.h"
 #include "records.h"
+#include "relabel.h"
+#include "sandbox.h"
 #include "sink_local.h"
 #include "sp_abi.h"
 #include "sp_duration.h"
 #include "sp_log.h"
 #include "sp_ring.h"
 #include "symbolize.h"
+#include "targets.h"
+#include "users.h"
 
 #define SPLITPROF_VERSION	"0.1.0"
 #define DRAIN_BATCH		65536	/* records per wake before yielding */
 #define PROBE_TIMEOUT_MS	2000
 
 struct opts {
+	struct config *cfg;	/* the file (or defaults), then the flags on top */
 	int control_fd;
-	const char *socket_path;
-	const char *output_dir;
 	int output_dir_fd;
-	uint64_t collect_interval_ns;
-	int event_loop;
-	uint32_t pid_cache_size;
-	uint32_t build_id_cache_size;
-	uint32_t same_file_cache_size;
-	uint64_t retention_max_files;
-	uint64_t retention_max_bytes;
+	bool check_config;
+	bool already_confined;
+	bool sandbox_debug;
 	int verbose;
 };
 
@@ -61,6 +64,9 @@ struct agg {
 	struct symbolizer *sym;
 	struct profiles *profiles;
 	struct sink_local *sink;
+	struct targets *targets;	/* NULL: no config file, target = process */
+	struct relabel *profile_relabel;
+	struct users *users;
 	uint64_t period_ns;
 	uint32_t sample_rate;
 	int64_t boot_time_ns;	/* realtime = boot_time_ns + monotonic */
@@ -70,6 +76,7 @@ struct agg {
 	/* counters for the summary */
 	uint64_t samples, lost_records, execs, exits, bad_records;
 	uint64_t kstack_errors, ustack_errors;
+	uint64_t skipped_samples, relabel_dropped_profiles;
 	unsigned char rec[SP_REC_MAX];
 };
 
@@ -88,6 +95,8 @@ static void usage(FILE *f)
 "Builds pprof profiles from the samples of a running splitprof-probe.\n"
 "Usually started by the launcher `splitprof`; with systemd or Kubernetes it\n"
 "connects to the probe's socket.\n\n"
+"  -c, --config FILE          YAML configuration (see README); flags override it\n"
+"  --check-config             validate the configuration and exit (-v prints it)\n"
 "  --socket PATH              probe control socket (default /run/splitprof/probe.sock)\n"
 "  --control-fd N             use an inherited, connected control socket instead\n"
 "  --output-dir DIR           where profiles are written (default ./profiles)\n"
@@ -99,6 +108,11 @@ static void usage(FILE *f)
 "  --same-file-cache-size N   symbol tables kept by dev/inode (default 8)\n"
 "  --retention-max-files N    keep at most N profile files (default 10000)\n"
 "  --retention-max-bytes N    keep at most N bytes of profiles (default 1073741824)\n"
+"  --aggregator-user USER     user to switch to when started as root (default nobody)\n"
+"  --already-confined         the service manager already runs us unprivileged\n"
+"                             (systemd DynamicUser=, a pod's runAsUser): no switch\n"
+"  --sandbox-debug            log seccomp violations instead of being killed\n"
+"                             (for developing the allowlist only)\n"
 "  -v, --verbose              more logging (repeat for debug)\n"
 "  -h, --help                 this text\n"
 "  --version                  print the version\n");
@@ -140,9 +154,12 @@ enum {
 	OPT_SOCKET = 256, OPT_CONTROL_FD, OPT_OUTPUT_DIR, OPT_OUTPUT_DIR_FD,
 	OPT_INTERVAL, OPT_EVENT_LOOP, OPT_PID_CACHE, OPT_BUILD_ID_CACHE,
 	OPT_SAME_FILE_CACHE, OPT_RET_FILES, OPT_RET_BYTES, OPT_VERSION,
+	OPT_USER, OPT_CONFINED, OPT_SANDBOX_DEBUG, OPT_CHECK_CONFIG,
 };
 
 static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
 	{ "output-dir", required_argument, NULL, OPT_OUTPUT_DIR },
@@ -154,52 +171,70 @@ static const struct option long_opts[] = {
 	{ "same-file-cache-size", required_argument, NULL, OPT_SAME_FILE_CACHE },
 	{ "retention-max-files", required_argument, NULL, OPT_RET_FILES },
 	{ "retention-max-bytes", required_argument, NULL, OPT_RET_BYTES },
+	{ "aggregator-user", required_argument, NULL, OPT_USER },
+	{ "already-confined", no_argument, NULL, OPT_CONFINED },
+	{ "sandbox-debug", no_argument, NULL, OPT_SANDBOX_DEBUG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
+static void set_str(char **field, const char *v)
+{
+	free(*field);
+	*field = strdup(v);
+	if (!*field)
+		fatal("strdup");
+}
+
 static void parse_one(struct opts *o, int c, const char *arg)
 {
+	struct config *cfg = o->cfg;
+
 	switch (c) {
-	case OPT_SOCKET: o->socket_path = arg; break;
+	case 'c': break;			/* loaded in the first pass */
+	case OPT_CHECK_CONFIG: o->check_config = true; break;
+	case OPT_SOCKET: set_str(&cfg->socket_path, arg); break;
 	case OPT_CONTROL_FD: o->control_fd = parse_fd_opt("control-fd", arg); break;
-	case OPT_OUTPUT_DIR: o->output_dir = arg; break;
+	case OPT_OUTPUT_DIR: set_str(&cfg->output_dir, arg); break;
 	case OPT_OUTPUT_DIR_FD:
 		o->output_dir_fd = parse_fd_opt("output-dir-fd", arg);
 		break;
 	case OPT_INTERVAL:
-		if (sp_parse_duration(arg, &o->collect_interval_ns) < 0 ||
-		    o->collect_interval_ns < 1000000000ull)
+		if (sp_parse_duration(arg, &cfg->collect_interval_ns) < 0 ||
+		    cfg->collect_interval_ns < 1000000000ull)
 			fatalx("--collect-interval: '%s' is not a duration of "
 			       "at least 1s (e.g. 15s, 1m)", arg);
 		break;
 	case OPT_EVENT_LOOP:
-		o->event_loop = loop_backend_parse(arg);
-		if (o->event_loop < 0)
+		cfg->event_loop = loop_backend_parse(arg);
+		if (cfg->event_loop < 0)
 			fatalx("--event-loop: '%s' is not auto, io_uring or epoll",
 			       arg);
 		break;
 	case OPT_PID_CACHE:
-		o->pid_cache_size = parse_u32_opt("pid-cache-size", arg, 1u << 20);
+		cfg->pid_cache_size = parse_u32_opt("pid-cache-size", arg, 1u << 20);
 		break;
 	case OPT_BUILD_ID_CACHE:
-		o->build_id_cache_size =
+		cfg->build_id_cache_size =
 			parse_u32_opt("build-id-cache-size", arg, 1u << 16);
 		break;
 	case OPT_SAME_FILE_CACHE:
-		o->same_file_cache_size =
+		cfg->same_file_cache_size =
 			parse_u32_opt("same-file-cache-size", arg, 1u << 16);
 		break;
 	case OPT_RET_FILES:
-		if (parse_u64(arg, &o->retention_max_files) < 0)
+		if (parse_u64(arg, &cfg->retention_max_files) < 0)
 			fatalx("--retention-max-files: '%s' is not a number", arg);
 		break;
 	case OPT_RET_BYTES:
-		if (parse_u64(arg, &o->retention_max_bytes) < 0)
+		if (parse_u64(arg, &cfg->retention_max_bytes) < 0)
 			fatalx("--retention-max-bytes: '%s' is not a number", arg);
 		break;
+	case OPT_USER: set_str(&cfg->aggregator_user, arg); break;
+	case OPT_CONFINED: o->already_confined = true; break;
+	case OPT_SANDBOX_DEBUG: o->sandbox_debug = true; break;
 	case 'v': o->verbose++; break;
 	case 'h': usage(stdout); exit(0);
 	case OPT_VERSION: printf("splitprof %s\n", SPLITPROF_VERSION); exit(0);
@@ -207,24 +242,34 @@ static void parse_one(struct opts *o, int c, const char *arg)
 	}
 }
 
+/* First pass: only -c, so the flags of the second pass override the file. */
+static void load_config(struct opts *o, int argc, char **argv)
+{
+	char err[CFG_ERR_MAX];
+	const char *path = NULL;
+	int c, r;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:vh", long_opts, NULL)) != -1)
+		if (c == 'c')
+			path = optarg;
+	opterr = 1;
+	optind = 0;	/* glibc: rescan from the start */
+	r = path ? config_load(path, &o->cfg, err, sizeof(err))
+		 : config_defaults(&o->cfg);
+	if (r < 0 && path)
+		fatalx("%s", err);
+	if (r < 0)
+		fatalx("out of memory");
+}
+
 static void parse_opts(struct opts *o, int argc, char **argv)
 {
 	int c;
 
-	*o = (struct opts){
-		.control_fd = -1,
-		.socket_path = "/run/splitprof/probe.sock",
-		.output_dir = "./profiles",
-		.output_dir_fd = -1,
-		.collect_interval_ns = 15000000000ull,
-		.event_loop = LOOP_AUTO,
-		.pid_cache_size = 32,
-		.build_id_cache_size = 64,
-		.same_file_cache_size = 8,
-		.retention_max_files = SINK_LOCAL_DEFAULT_MAX_FILES,
-		.retention_max_bytes = SINK_LOCAL_DEFAULT_MAX_BYTES,
-	};
-	while ((c = getopt_long(argc, argv, "vh", long_opts, NULL)) != -1)
+	*o = (struct opts){ .control_fd = -1, .output_dir_fd = -1 };
+	load_config(o, argc, argv);
+	while ((c = getopt_long(argc, argv, "c:vh", long_opts, NULL)) != -1)
 		parse_one(o, c, optarg);
 	if (optind < argc)
 		fatalx("unexpected argument '%s' (see --help)", argv[optind]);
@@ -254,24 +299,58 @@ static int open_output_dir(const struct opts *o)
 
 	if (o->output_dir_fd >= 0)
 		return o->output_dir_fd;
-	if (mkdir(o->output_dir, 0750) < 0 && errno != EEXIST)
-		fatal("cannot create output directory %s", o->output_dir);
-	fd = open(o->output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!o->cfg->local_output)
+		return -1;
+	if (mkdir(o->cfg->output_dir, 0750) < 0 && errno != EEXIST)
+		fatal("cannot create output directory %s", o->cfg->output_dir);
+	fd = open(o->cfg->output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		fatal("cannot open output directory %s", o->output_dir);
+		fatal("cannot open output directory %s", o->cfg->output_dir);
 	return fd;
 }
 
-static int open_proc_cb(void *ctx, uint32_t pid, uint64_t st, int *m, int *c)
+static int open_proc_cb(void *ctx, uint32_t pid, uint64_t st,
+			struct proc_files *f)
 {
-	return probe_open_proc(ctx, pid, st, m, c);
+	struct agg *a = ctx;
+	uint32_t flags = a->o.cfg->discover_commandline &&
+			 !probe_client_cmdline_refused(a->pc) ?
+			 SP_OPEN_PROC_F_CMDLINE : 0;
+
+	return probe_open_proc_files(a->pc, pid, st, flags, f);
 }
 
+/*
+ * An encoded profile leaves: pyroscope.relabel rules (profile_relabel) may
+ * rewrite its labels or drop it, then it goes to the local folder.
+ */
 static int sink_cb(void *ctx, const char *service, uint32_t pid,
-		   int64_t time_nanos, const void *gz, size_t len)
+		   const struct labelset *labels, int64_t time_nanos,
+		   int64_t duration_nanos, const void *gz, size_t len)
 {
+	struct agg *a = ctx;
+	struct labelset ls = { 0 };
+	const char *svc = service;
+	int r = 0;
+
 	(void)pid;
-	return sink_local_write(ctx, service, time_nanos, gz, len);
+	(void)duration_nanos;
+	if (labelset_copy(&ls, labels) < 0 ||
+	    labelset_set(&ls, "__name__", "process_cpu") < 0) {
+		labelset_clear(&ls);
+		return -ENOMEM;
+	}
+	if (a->profile_relabel && relabel_apply(a->profile_relabel, &ls) == 0) {
+		a->relabel_dropped_profiles++;
+		goto out;
+	}
+	if (labelset_get(&ls, "service_name"))
+		svc = labelset_get(&ls, "service_name");
+	if (a->sink)
+		r = sink_local_write(a->sink, svc, time_nanos, gz, len);
+out:
+	labelset_clear(&ls);
+	return r;
 }
 
 /* One frame into the target's builder; returns the location id (0: refused). */
@@ -285,6 +364,31 @@ static uint64_t frame_location(struct pprof *b, const struct sym_frame *f)
 		mid = pprof_mapping(b, f->map_start, f->map_limit, f->map_offset,
 				    f->file, f->build_id, f->named);
 	return pprof_location(b, mid, f->addr, f->func);
+}
+
+/*
+ * Once per process: its target labels. Without a config file every process
+ * is its own target named by its command; with one, the configured targets
+ * and relabel rules decide (Alloy's pyroscope.ebpf + discovery.relabel).
+ * Returns -1 for a process that is not profiled.
+ */
+static int resolve_target(struct agg *a, struct proc *p)
+{
+	struct target_input in;
+	int r;
+
+	if (p->target_state == 0 && !a->targets) {
+		r = labelset_set(&p->target, "service_name", p->comm[0] ? p->comm
+									 : "unspecified");
+		p->target_state = r < 0 ? -1 : 1;
+	} else if (p->target_state == 0) {
+		targets_input_from_proc(&in, p, a->users);
+		r = targets_resolve(a->targets, &in, &p->target);
+		p->target_state = r == 1 ? 1 : -1;
+		if (r == 1 && !labelset_get(&p->target, "service_name"))
+			p->target_state = -1;
+	}
+	return p->target_state > 0 ? 0 : -1;
 }
 
 static void handle_sample(struct agg *a, const struct rec_sample *rs)
@@ -306,9 +410,13 @@ static void handle_sample(struct agg *a, const struct rec_sample *rs)
 	p = proctable_get(a->procs, rs->s->pid, rs->s->start_time, comm, now);
 	if (!p)
 		return;
+	if (resolve_target(a, p) < 0) {
+		a->skipped_samples++;
+		return;
+	}
 	p->samples++;
-	/* Until targets land, a target is a process named by its comm. */
-	b = profiles_target(a->profiles, p->comm, p->pid);
+	b = profiles_target(a->profiles, labelset_get(&p->target, "service_name"),
+			    p->pid, &p->target);
 	if (!b)
 		return;
 	for (i = 0; i < rs->nk && n < 2 * SP_MAX_STACK_DEPTH; i++) {
@@ -334,7 +442,8 @@ static void handle_sample(struct agg *a, const struct rec_sample *rs)
 		if (!locs[0])
 			return;
 	}
-	(void)profiles_add(a->profiles, b, p->comm, locs, n, leaf);
+	(void)profiles_add(a->profiles, b,
+			   labelset_get(&p->target, "service_name"), locs, n, leaf);
 }
 
 static void handle_record(struct agg *a, size_t len)
@@ -487,11 +596,11 @@ static void setup_loop(struct agg *a, int event_fd, int sig_fd)
 {
 	int err = 0;
 
-	a->loop = loop_new(a->o.event_loop, &err);
+	a->loop = loop_new(a->o.cfg->event_loop, &err);
 	if (!a->loop)
 		fatalx("event loop (%s): %s",
-		       a->o.event_loop == LOOP_IO_URING ? "io_uring" :
-		       a->o.event_loop == LOOP_EPOLL ? "epoll" : "auto",
+		       a->o.cfg->event_loop == LOOP_IO_URING ? "io_uring" :
+		       a->o.cfg->event_loop == LOOP_EPOLL ? "epoll" : "auto",
 		       strerror(err < 0 ? -err : err));
 	log_info("event loop: %s", loop_backend_name(a->loop));
 	if (loop_add_fd(a->loop, event_fd, POLLIN, on_ring, a) < 0 ||
@@ -499,13 +608,51 @@ static void setup_loop(struct agg *a, int event_fd, int sig_fd)
 			a) < 0 ||
 	    loop_add_fd(a->loop, sig_fd, POLLIN, on_signal, a) < 0)
 		fatalx("cannot register the event sources");
-	if (loop_add_timer(a->loop, a->o.collect_interval_ns,
-			   a->o.collect_interval_ns, on_interval, a) < 0)
+	if (loop_add_timer(a->loop, a->o.cfg->collect_interval_ns,
+			   a->o.cfg->collect_interval_ns, on_interval, a) < 0)
 		fatalx("cannot create the collect-interval timer");
 	a->kick_timer = loop_add_timer(a->loop, 0, 0, /* disarmed */
 				       on_kick, a);
 	if (a->kick_timer < 0)
 		fatalx("cannot create a timer");
+}
+
+/* What profiling cost us: users compare this with the other profilers. */
+static void print_self_usage(double secs)
+{
+	struct rusage ru;
+	double cpu;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return;
+	cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	      (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	printf("  aggregator: %.2f s CPU (%.2f%% of one core), peak RSS %.1f MiB\n",
+	       cpu, secs > 0 ? 100.0 * cpu / secs : 0.0,
+	       (double)ru.ru_maxrss / 1024.0);
+}
+
+/*
+ * Everything the aggregator opens by path is open by now (output dir,
+ * control socket); the consumer page is mapped and the loop exists (after
+ * this, shared writable maps and io_uring_setup are forbidden). From here
+ * on every foreign file arrives as an fd from the probe.
+ */
+static void enter_sandbox(struct agg *a, int dirfd)
+{
+	struct sandbox_opts so = {
+		.user = a->o.cfg->aggregator_user,
+		.already_confined = a->o.already_confined,
+		.output_dir_fd = dirfd,
+		.loop_backend = loop_backend(a->loop),
+		.debug = a->o.sandbox_debug,
+	};
+	int r = sandbox_prepare(&so);
+
+	if (r == 0)
+		r = sandbox_lockdown();
+	if (r < 0)
+		fatalx("cannot enter the sandbox: %s", strerror(-r));
 }
 
 static void print_summary(struct agg *a)
@@ -544,10 +691,18 @@ static void print_summary(struct agg *a)
 	       "be opened\n", (unsigned long long)pts.misses,
 	       (unsigned long long)a->execs, (unsigned long long)a->exits,
 	       (unsigned long long)pts.open_errors);
+	if (a->targets || a->skipped_samples)
+		printf("  targets: %llu samples of processes matching no target "
+		       "were not profiled; %llu profiles dropped by "
+		       "profile_relabel\n",
+		       (unsigned long long)a->skipped_samples,
+		       (unsigned long long)a->relabel_dropped_profiles);
 	printf("  profiles: %llu written (%llu bytes) to %s, %llu failed\n",
 	       (unsigned long long)ps.written, (unsigned long long)ps.bytes,
-	       a->o.output_dir_fd >= 0 ? "the output directory" : a->o.output_dir,
+	       a->o.output_dir_fd >= 0 ? "the output directory" :
+	       a->sink ? a->o.cfg->output_dir : "no local folder",
 	       (unsigned long long)(ps.sink_errors + ps.encode_errors));
+	print_self_usage(secs);
 	profiles_print_top(a->profiles, stdout, 10);
 	fflush(stdout);
 }
@@ -555,8 +710,8 @@ static void print_summary(struct agg *a)
 static void setup_pipeline(struct agg *a, struct probe_hello *h, int dirfd)
 {
 	struct symbolizer_config sc = {
-		.build_id_cache_size = a->o.build_id_cache_size,
-		.same_file_cache_size = a->o.same_file_cache_size,
+		.build_id_cache_size = a->o.cfg->build_id_cache_size,
+		.same_file_cache_size = a->o.cfg->same_file_cache_size,
 	};
 	int r;
 
@@ -567,14 +722,87 @@ static void setup_pipeline(struct agg *a, struct probe_hello *h, int dirfd)
 	if (r < 0)
 		fatalx("the ring from the probe is not valid: %s", strerror(-r));
 	a->sym = symbolizer_new(&sc, a->pc, h->kallsyms_fd);
-	a->procs = proctable_new(a->o.pid_cache_size, open_proc_cb, a->pc);
-	a->sink = sink_local_new(dirfd, a->o.retention_max_files,
-				 a->o.retention_max_bytes);
+	a->procs = proctable_new_files(a->o.cfg->pid_cache_size, open_proc_cb, a);
+	if (dirfd >= 0)
+		a->sink = sink_local_new(dirfd, a->o.cfg->retention_max_files,
+					 a->o.cfg->retention_max_bytes);
 	a->start_real_ns = now_ns(CLOCK_REALTIME);
-	a->profiles = profiles_new(a->period_ns, a->start_real_ns, sink_cb,
-				   a->sink);
-	if (!a->sym || !a->procs || !a->sink || !a->profiles)
+	a->profiles = profiles_new(a->period_ns, a->start_real_ns, sink_cb, a);
+	if (!a->sym || !a->procs || (dirfd >= 0 && !a->sink) || !a->profiles)
 		fatalx("out of memory setting up the pipeline");
+}
+
+static int check_config(const struct opts *o)
+{
+	char err[CFG_ERR_MAX];
+	struct targets *t = targets_new(o->cfg, err, sizeof(err));
+
+	if (!t)
+		fatalx("%s", err);
+	targets_free(t);
+	if (o->verbose)
+		(void)config_dump(o->cfg, stdout);
+	printf("%s: OK\n", o->cfg->path ? o->cfg->path : "(defaults)");
+	return 0;
+}
+
+/* Accepted by the schema but not done by this version: say so, don't pretend. */
+static void check_unsupported(const struct config *c)
+{
+	if (c->metrics_listen)
+		fatalx("%s: metrics_listen: the metrics endpoint is not "
+		       "implemented in this version", c->path);
+	if (c->demangle && strcmp(c->demangle, "none") != 0)
+		log_warnx("%s: demangle: %s is not implemented yet; function "
+			  "names stay as the binary spells them", c->path,
+			  c->demangle);
+}
+
+/*
+ * Targets and relabel rules are compiled, and /etc/passwd is read for
+ * usernames, before the sandbox forbids opening files.
+ */
+static void setup_attribution(struct agg *a)
+{
+	char err[CFG_ERR_MAX];
+	int r;
+
+	if (!a->o.cfg->path)
+		return;
+	a->targets = targets_new(a->o.cfg, err, sizeof(err));
+	if (!a->targets)
+		fatalx("%s", err);
+	if (a->o.cfg->profile_relabel.n) {
+		a->profile_relabel = relabel_compile(&a->o.cfg->profile_relabel,
+						     err, sizeof(err));
+		if (!a->profile_relabel)
+			fatalx("%s: profile_relabel: %s", a->o.cfg->path, err);
+	}
+	r = users_load("/etc/passwd", &a->users);
+	if (r < 0)
+		log_warnx("/etc/passwd: %s; __meta_process_username stays empty",
+			  strerror(-r));
+}
+
+/* The probe samples with its own flags; the config cannot change them. */
+static void check_probe_settings(const struct agg *a, const struct probe_hello *h)
+{
+	const struct config *c = a->o.cfg;
+	bool user = !(h->msg.flags & SP_HELLO_F_NO_USER);
+	bool kernel = !(h->msg.flags & SP_HELLO_F_NO_KERNEL);
+
+	if (!c->path)
+		return;
+	if (c->sample_rate != h->msg.sample_rate)
+		log_warnx("%s: sample_rate is %u but the probe samples at %u Hz; "
+			  "the probe's rate is used (give it --sample-rate %u)",
+			  c->path, c->sample_rate, h->msg.sample_rate,
+			  c->sample_rate);
+	if (c->collect_user_profile != user || c->collect_kernel_profile != kernel)
+		log_warnx("%s: collect_user_profile/collect_kernel_profile differ "
+			  "from the probe's (user %s, kernel %s); pass "
+			  "--no-user-stacks/--no-kernel-stacks to the probe",
+			  c->path, user ? "on" : "off", kernel ? "on" : "off");
 }
 
 int main(int argc, char **argv)
@@ -586,21 +814,27 @@ int main(int argc, char **argv)
 	parse_opts(&a.o, argc, argv);
 	log_init("aggregator", a.o.verbose ? SP_LOG_INFO + a.o.verbose - 1
 					   : SP_LOG_INFO);
+	if (a.o.check_config)
+		return check_config(&a.o);
+	check_unsupported(a.o.cfg);
+	setup_attribution(&a);
 	sig_fd = signal_fd();
 	dirfd = open_output_dir(&a.o);
 	sock = a.o.control_fd >= 0 ? a.o.control_fd
-				   : connect_probe(a.o.socket_path);
+				   : connect_probe(a.o.cfg->socket_path);
 	a.pc = probe_client_new(sock, PROBE_TIMEOUT_MS);
 	if (!a.pc)
 		fatal("control socket");
 	r = probe_client_hello(a.pc, &h);
 	if (r < 0)
 		fatalx("no valid HELLO from the probe: %s", strerror(-r));
+	check_probe_settings(&a, &h);
 	setup_pipeline(&a, &h, dirfd);
 	setup_loop(&a, h.ring.event_fd, sig_fd);
+	enter_sandbox(&a, dirfd);
 	log_info("receiving samples at %u Hz; a profile per target every %llu s",
 		 a.sample_rate,
-		 (unsigned long long)(a.o.collect_interval_ns / 1000000000ull));
+		 (unsigned long long)(a.o.cfg->collect_interval_ns / 1000000000ull));
 	drain_and_rearm(&a);
 	if (loop_run(a.loop) < 0)
 		log_warnx("event loop failed");

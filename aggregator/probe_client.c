@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include "probe_client.h"
+#include "proctable.h"
 #include "sp_abi.h"
 
 struct probe_client {
 	int sock;
 	int timeout_ms;
 	uint64_t next_id;
+	bool cmdline_refused;	/* the probe said EPERM to F_CMDLINE */
 	struct probe_client_stats st;
 };
 
@@ -107,12 +109,10 @@ int probe_client_hello(struct probe_client *pc, struct probe_hello *h)
  * timed out may still arrive; they are recognised by req_id and discarded
  * (their fds closed).
  */
-static int pc_call(struct probe_client *pc, uint32_t type, void *req,
-		   uint32_t len, int *fds, unsigned int nfds)
+static int pc_call_msg(struct probe_client *pc, uint32_t type, void *req,
+		       uint32_t len, struct sp_ctl_msg *m)
 {
 	uint64_t id = pc->next_id++;
-	struct sp_ctl_msg m;
-	unsigned int i;
 	int r;
 
 	memcpy(req, &id, sizeof(id));	/* every request starts with req_id */
@@ -121,41 +121,143 @@ static int pc_call(struct probe_client *pc, uint32_t type, void *req,
 	if (r < 0)
 		return r;
 	for (;;) {
-		r = pc_recv(pc, &m, pc->timeout_ms);
+		r = pc_recv(pc, m, pc->timeout_ms);
 		if (r < 0)
 			return r;
-		if (m.type == SP_MSG_ERROR && m.u.error.req_id == id) {
+		if (m->type == SP_MSG_ERROR && m->u.error.req_id == id) {
 			pc->st.errors++;
-			return m.u.error.error > 0 ? -m.u.error.error : -EIO;
+			return m->u.error.error > 0 ? -m->u.error.error : -EIO;
 		}
-		if (m.type == SP_MSG_FILES && m.u.files.req_id == id)
+		if (m->type == SP_MSG_FILES && m->u.files.req_id == id)
 			break;
-		sp_ctl_msg_close_fds(&m);	/* stale or unexpected reply */
-		if (m.type != SP_MSG_ERROR && m.type != SP_MSG_FILES)
+		sp_ctl_msg_close_fds(m);	/* stale or unexpected reply */
+		if (m->type != SP_MSG_ERROR && m->type != SP_MSG_FILES)
 			return -EPROTO;
 	}
-	if (m.nfds != nfds || m.u.files.request != type) {
+	if (m->u.files.request != type || m->u.files.nfds != m->nfds) {
+		sp_ctl_msg_close_fds(m);
+		return -EPROTO;
+	}
+	pc->st.files += m->nfds;
+	return 0;
+}
+
+static int pc_call(struct probe_client *pc, uint32_t type, void *req,
+		   uint32_t len, int *fds, unsigned int nfds)
+{
+	struct sp_ctl_msg m;
+	unsigned int i;
+	int r;
+
+	r = pc_call_msg(pc, type, req, len, &m);
+	if (r < 0)
+		return r;
+	if (m.nfds != nfds) {
 		sp_ctl_msg_close_fds(&m);
 		return -EPROTO;
 	}
 	for (i = 0; i < nfds; i++)
 		fds[i] = m.fds[i];
-	pc->st.files += nfds;
 	return 0;
+}
+
+/*
+ * The mask says which slots the packed fds fill: maps and cgroup always,
+ * cmdline only if asked, one fd per bit. Anything else is a broken probe.
+ */
+static int proc_reply_check(const struct sp_ctl_msg *m, uint32_t flags)
+{
+	uint32_t mask = m->u.files.fd_mask, must, may;
+
+	must = 1u << SP_PROC_FD_MAPS | 1u << SP_PROC_FD_CGROUP;
+	may = must | 1u << SP_PROC_FD_EXE | 1u << SP_PROC_FD_CWD;
+	if (flags & SP_OPEN_PROC_F_CMDLINE)
+		may |= 1u << SP_PROC_FD_CMDLINE;
+	if ((mask & must) != must || (mask & ~may) ||
+	    (unsigned int)__builtin_popcount(mask) != m->nfds)
+		return -EPROTO;
+	return 0;
+}
+
+static void proc_reply_unpack(const struct sp_ctl_msg *m, struct proc_files *f)
+{
+	int *slot[SP_PROC_FD_COUNT] = {
+		&f->maps_fd, &f->cgroup_fd, &f->exe_fd, &f->cwd_fd,
+		&f->cmdline_fd,
+	};
+	unsigned int i, next = 0;
+
+	for (i = 0; i < SP_PROC_FD_COUNT; i++)
+		*slot[i] = m->u.files.fd_mask & (1u << i) ? m->fds[next++] : -1;
+	f->uid = m->u.files.uid;
+	f->has_uid = true;
+}
+
+static int open_proc_once(struct probe_client *pc, uint32_t pid,
+			  uint64_t start_time, uint32_t flags,
+			  struct proc_files *f)
+{
+	struct sp_msg_open_proc req = {
+		.pid = pid, .start_time = start_time, .flags = flags,
+	};
+	struct sp_ctl_msg m;
+	int r;
+
+	r = pc_call_msg(pc, SP_MSG_OPEN_PROC, &req, sizeof(req), &m);
+	if (r < 0)
+		return r;
+	r = proc_reply_check(&m, flags);
+	if (r < 0) {
+		sp_ctl_msg_close_fds(&m);
+		return r;
+	}
+	proc_reply_unpack(&m, f);
+	return 0;
+}
+
+/*
+ * A probe started without --discover-commandline answers EPERM to the
+ * cmdline flag; remember that and go on without the command line rather
+ * than losing every process.
+ */
+int probe_open_proc_files(struct probe_client *pc, uint32_t pid,
+			  uint64_t start_time, uint32_t flags,
+			  struct proc_files *f)
+{
+	int r;
+
+	*f = (struct proc_files){ -1, -1, -1, -1, -1, 0, false };
+	if (pc->cmdline_refused)
+		flags &= ~(uint32_t)SP_OPEN_PROC_F_CMDLINE;
+	r = open_proc_once(pc, pid, start_time, flags, f);
+	if (r == -EPERM && (flags & SP_OPEN_PROC_F_CMDLINE)) {
+		pc->cmdline_refused = true;
+		r = open_proc_once(pc, pid, start_time,
+				   flags & ~(uint32_t)SP_OPEN_PROC_F_CMDLINE, f);
+	}
+	return r;
+}
+
+bool probe_client_cmdline_refused(const struct probe_client *pc)
+{
+	return pc->cmdline_refused;
 }
 
 int probe_open_proc(struct probe_client *pc, uint32_t pid, uint64_t start_time,
 		    int *maps_fd, int *cgroup_fd)
 {
-	struct sp_msg_open_proc req = { .pid = pid, .start_time = start_time };
-	int fds[2];
+	struct proc_files f;
 	int r;
 
-	r = pc_call(pc, SP_MSG_OPEN_PROC, &req, sizeof(req), fds, 2);
+	r = probe_open_proc_files(pc, pid, start_time, 0, &f);
 	if (r < 0)
 		return r;
-	*maps_fd = fds[0];
-	*cgroup_fd = fds[1];
+	if (f.exe_fd >= 0)
+		close(f.exe_fd);
+	if (f.cwd_fd >= 0)
+		close(f.cwd_fd);
+	*maps_fd = f.maps_fd;
+	*cgroup_fd = f.cgroup_fd;
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #ifndef AGG_PROBE_CLIENT_H
 #define AGG_PROBE_CLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "sp_ctl.h"
 #include "sp_ring.h"
@@ -42,6 +43,18 @@ int probe_client_hello(struct probe_client *pc, struct probe_hello *h);
 /* fds out: maps, cgroup. Returns 0 or -errno (the probe's errno, negated). */
 int probe_open_proc(struct probe_client *pc, uint32_t pid, uint64_t start_time,
 		    int *maps_fd, int *cgroup_fd);
+
+struct proc_files;
+/*
+ * All of OPEN_PROC: maps, cgroup, exe and cwd (O_PATH, -1 for kernel
+ * threads), cmdline when flags has SP_OPEN_PROC_F_CMDLINE and the probe
+ * allows it (if it does not, the flag is dropped for this connection and
+ * cmdline_fd is -1), and the uid. Returns 0 or -errno.
+ */
+int probe_open_proc_files(struct probe_client *pc, uint32_t pid,
+			  uint64_t start_time, uint32_t flags,
+			  struct proc_files *f);
+bool probe_client_cmdline_refused(const struct probe_client *pc);
 int probe_open_mapping(struct probe_client *pc, uint32_t pid,
 		       uint64_t start_time, uint64_t start, uint64_t end,
 		       uint64_t dev, uint64_t ino, int *fd);

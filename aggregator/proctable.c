@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@ struct proctable {
 	struct proc *lru_head;	/* most recently used */
 	struct proc *lru_tail;
 	proc_open_fn open_fn;
+	proc_open_files_fn open_files_fn;
 	void *ctx;
 	struct proctable_stats st;
 };
@@ -56,6 +58,10 @@ static void proc_release(struct proc *p)
 	if (p->maps_fd >= 0)
 		close(p->maps_fd);
 	free(p->cgroup);
+	free(p->exe);
+	free(p->cwd);
+	free(p->cmdline);
+	labelset_clear(&p->target);
 	free(p);
 }
 
@@ -96,6 +102,16 @@ static void pt_remove(struct proctable *pt, struct proc *p)
 	proc_release(p);
 }
 
+struct proctable *proctable_new_files(uint32_t capacity,
+				      proc_open_files_fn open_fn, void *ctx)
+{
+	struct proctable *pt = proctable_new(capacity, NULL, ctx);
+
+	if (pt)
+		pt->open_files_fn = open_fn;
+	return pt;
+}
+
 void proctable_free(struct proctable *pt)
 {
 	if (!pt)
@@ -123,21 +139,88 @@ static char *read_small(int fd)
 	return buf;
 }
 
+/* The exe/cwd path the probe read with readlink, as the kernel prints it. */
+static char *fd_path(int fd)
+{
+	char buf[PATH_MAX];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	if (strlen(buf) != (size_t)n)	/* a path has no NUL */
+		return NULL;
+	return strdup(buf);
+}
+
+/* argv joined by spaces, as Alloy's discovery.process shows it; capped. */
+static char *read_cmdline(int fd)
+{
+	char *buf = malloc(PROC_CMDLINE_MAX + 1);
+	ssize_t n, i;
+
+	if (!buf)
+		return NULL;
+	n = pread(fd, buf, PROC_CMDLINE_MAX, 0);
+	if (n < 0)
+		n = 0;
+	while (n > 0 && buf[n - 1] == '\0')
+		n--;
+	for (i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	buf[n] = '\0';
+	return buf;
+}
+
+static int proc_open(struct proctable *pt, const struct proc *p,
+		     struct proc_files *f)
+{
+	*f = (struct proc_files){ -1, -1, -1, -1, -1, 0, false };
+	if (pt->open_files_fn)
+		return pt->open_files_fn(pt->ctx, p->pid, p->start_time, f);
+	return pt->open_fn(pt->ctx, p->pid, p->start_time, &f->maps_fd,
+			   &f->cgroup_fd);
+}
+
+/* Everything but maps: read what we need now, keep no fd. */
+static void proc_load_facts(struct proc *p, struct proc_files *f)
+{
+	p->cgroup = read_small(f->cgroup_fd);
+	if (p->cgroup)
+		(void)containerid_from_cgroup(p->cgroup, p->container_id);
+	if (f->exe_fd >= 0)
+		p->exe = fd_path(f->exe_fd);
+	if (f->cwd_fd >= 0)
+		p->cwd = fd_path(f->cwd_fd);
+	if (f->cmdline_fd >= 0)
+		p->cmdline = read_cmdline(f->cmdline_fd);
+	p->uid = f->uid;
+	p->has_uid = f->has_uid;
+	if (f->cgroup_fd >= 0)
+		close(f->cgroup_fd);
+	if (f->exe_fd >= 0)
+		close(f->exe_fd);
+	if (f->cwd_fd >= 0)
+		close(f->cwd_fd);
+	if (f->cmdline_fd >= 0)
+		close(f->cmdline_fd);
+}
+
 static void proc_load(struct proctable *pt, struct proc *p)
 {
-	int maps_fd = -1, cg_fd = -1;
+	struct proc_files f;
 	int r;
 
-	r = pt->open_fn(pt->ctx, p->pid, p->start_time, &maps_fd, &cg_fd);
+	r = proc_open(pt, p, &f);
 	if (r < 0) {
 		p->open_err = r;
 		pt->st.open_errors++;
 		return;
 	}
-	p->cgroup = read_small(cg_fd);
-	close(cg_fd);
-	p->maps_fd = maps_fd;
-	r = procmaps_read_fd(maps_fd, &p->maps);
+	proc_load_facts(p, &f);
+	p->maps_fd = f.maps_fd;
+	r = procmaps_read_fd(f.maps_fd, &p->maps);
 	if (r < 0) {
 		p->open_err = r;
 		p->maps = NULL;

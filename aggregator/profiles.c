@@ -9,6 +9,7 @@
 
 struct target {
 	struct pprof *b;
+	struct labelset labels;
 	uint32_t pid;
 	char service[];		/* NUL-terminated */
 };
@@ -33,8 +34,10 @@ static void target_free(void *v)
 {
 	struct target *t = v;
 
-	if (t)
+	if (t) {
 		pprof_free(t->b);
+		labelset_clear(&t->labels);
+	}
 	free(t);
 }
 
@@ -77,7 +80,8 @@ void profiles_free(struct profiles *ps)
 }
 
 static struct target *target_new(const struct profiles *ps,
-				 const char *service, uint32_t pid)
+				 const char *service, uint32_t pid,
+				 const struct labelset *labels)
 {
 	size_t n = strlen(service);
 	struct target *t = calloc(1, sizeof(*t) + n + 1);
@@ -90,13 +94,17 @@ static struct target *target_new(const struct profiles *ps,
 		free(t);
 		return NULL;
 	}
+	if (labels && labelset_copy(&t->labels, labels) < 0) {
+		target_free(t);
+		return NULL;
+	}
 	t->pid = pid;
 	memcpy(t->service, service, n + 1);
 	return t;
 }
 
 struct pprof *profiles_target(struct profiles *ps, const char *service,
-			      uint32_t pid)
+			      uint32_t pid, const struct labelset *labels)
 {
 	char key[512];
 	int n = snprintf(key, sizeof(key), "%s%c%u", service, 0, pid);
@@ -110,7 +118,7 @@ struct pprof *profiles_target(struct profiles *ps, const char *service,
 		return NULL;
 	}
 	if (!*slot)
-		*slot = target_new(ps, service, pid);
+		*slot = target_new(ps, service, pid, labels);
 	if (!*slot) {
 		ps->st.dropped_targets++;
 		return NULL;
@@ -180,8 +188,9 @@ static int flush_one(const char *key, size_t keylen, void *val, void *arg)
 		fc->err = r;
 		return 0;
 	}
-	r = fc->ps->sink(fc->ps->ctx, t->service, t->pid,
-			 fc->ps->interval_start, gz, len);
+	r = fc->ps->sink(fc->ps->ctx, t->service, t->pid, &t->labels,
+			 fc->ps->interval_start, fc->now - fc->ps->interval_start,
+			 gz, len);
 	free(gz);
 	if (r < 0) {
 		fc->ps->st.sink_errors++;

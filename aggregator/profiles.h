@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "labels.h"
 #include "pprof.h"
 
 #define PROFILES_MAX_TARGETS		4096
@@ -23,7 +24,8 @@ struct profiles;
 
 /* Called for each encoded profile; returns 0 or -errno. */
 typedef int (*profiles_sink_fn)(void *ctx, const char *service_name,
-				uint32_t pid, int64_t time_nanos,
+				uint32_t pid, const struct labelset *labels,
+				int64_t time_nanos, int64_t duration_nanos,
 				const void *gz, size_t len);
 
 struct profiles_stats {
@@ -40,9 +42,12 @@ struct profiles *profiles_new(uint64_t period_ns, int64_t interval_start_ns,
 			      profiles_sink_fn sink, void *ctx);
 void profiles_free(struct profiles *ps);
 
-/* The builder of (service, pid) for this interval, created on first use. */
+/*
+ * The builder of (service, pid) for this interval, created on first use
+ * with a copy of the target's labels (handed to the sink with the profile).
+ */
 struct pprof *profiles_target(struct profiles *ps, const char *service,
-			      uint32_t pid);
+			      uint32_t pid, const struct labelset *labels);
 
 /* Add one sample to a target's builder and to the summary. */
 int profiles_add(struct profiles *ps, struct pprof *b, const char *service,

@@ -9,20 +9,26 @@
  *    exact payload length and no fds; anything else closes the connection;
  *  - a request names a process by (pid, start time), never a path: the
  *    aggregator can only get files mapped into a live process, that
- *    process's maps/cgroup, or debug files named by a build id;
- *  - every fd handed out is O_RDONLY and, for files, a regular file: never
+ *    process's maps/cgroup, O_PATH fds of its exe and cwd (to readlink),
+ *    its cmdline only when the probe was started with
+ *    --discover-commandline, or debug files named by a build id;
+ *  - every fd handed out is O_RDONLY (or O_PATH: OPEN_PROC's exe and
+ *    cwd, which can only be fstat'ed and readlink'ed) and, for files
+ *    opened for reading, a regular file or a /proc file: never
  *    a FIFO (open blocks), device (open has side effects), dir or socket;
  *  - path resolution never leaves the process root or a host debug dir.
  * The broker never reads what it hands out, except the 4-byte ELF magic.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -46,6 +52,7 @@ struct broker {
 	bool throttling;	/* to log the start/end of rate limiting once */
 	uint64_t ns_per_tick;	/* /proc/PID/stat starttime unit */
 	uint64_t page_size;
+	bool allow_cmdline;
 	struct broker_stats st;
 };
 
@@ -73,6 +80,7 @@ static int broker_send_files(struct broker *b, int sock, uint32_t request,
 {
 	struct sp_msg_files f = {
 		.req_id = req_id, .request = request, .nfds = nfds,
+		.fd_mask = (1u << nfds) - 1,
 	};
 	int ret;
 
@@ -207,24 +215,108 @@ out:
 
 /* --- OPEN_PROC -------------------------------------------------------- */
 
-/* maps and cgroup of the process; reading maps needs CAP_SYS_PTRACE. */
-static int open_proc_files(const struct broker *b,
-			   const struct sp_msg_open_proc *rq, int fds[2],
-			   const char **what)
+/*
+ * maps and cgroup are always there (reading maps needs CAP_SYS_PTRACE).
+ * exe and cwd travel as text: the probe readlinks them (the kernel prints
+ * the path; nothing is parsed) into a sealed memfd. An fd of the directory
+ * itself would give the aggregator a starting point for openat() beneath a
+ * directory it may not traverse (a 0700 home, a container root), which
+ * only Landlock would stop. They are missing for kernel threads and
+ * zombies, which is not an error.
+ * cmdline is the only one carrying process-chosen bytes (often secrets on
+ * a command line), hence the separate opt-in on the probe's side.
+ */
+struct proc_reply {
+	int fds[SP_PROC_FD_COUNT];	/* packed, slot order */
+	unsigned int nfds;
+	uint32_t mask;
+	uint32_t uid;
+};
+
+static int proc_reply_add(struct proc_reply *r, int slot, int fd,
+			  bool optional)
 {
+	if (fd < 0)
+		return optional && (errno == ENOENT || errno == ESRCH) ?
+		       0 : -errno;
+	r->fds[r->nfds++] = fd;
+	r->mask |= 1u << slot;
+	return 0;
+}
+
+/*
+ * The target of the magic link /proc/P/<name> in a sealed memfd, handed
+ * out read-only like every other fd; -1 + errno when there is none.
+ */
+static int link_memfd(int piddir, const char *name)
+{
+	char path[PATH_MAX], self[32];
+	ssize_t n = readlinkat(piddir, name, path, sizeof(path));
+	int fd, ro = -1;
+
+	if (n < 0)
+		return -1;
+	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	(void)snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if (write(fd, path, (size_t)n) == n &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+		  F_SEAL_SEAL) == 0)
+		ro = open(self, O_RDONLY | O_CLOEXEC);
+	n = errno;
+	(void)close(fd);
+	errno = ro < 0 && n == 0 ? EIO : (int)n;
+	return ro;
+}
+
+static int open_proc_slots(int piddir, uint32_t flags, struct proc_reply *r)
+{
+	int ret;
+
+	ret = proc_reply_add(r, SP_PROC_FD_MAPS,
+			     openat(piddir, "maps", O_RDONLY | O_CLOEXEC), false);
+	if (ret == 0)
+		ret = proc_reply_add(r, SP_PROC_FD_CGROUP,
+				     openat(piddir, "cgroup",
+					    O_RDONLY | O_CLOEXEC), false);
+	if (ret == 0)
+		ret = proc_reply_add(r, SP_PROC_FD_EXE,
+				     link_memfd(piddir, "exe"), true);
+	if (ret == 0)
+		ret = proc_reply_add(r, SP_PROC_FD_CWD,
+				     link_memfd(piddir, "cwd"), true);
+	if (ret == 0 && (flags & SP_OPEN_PROC_F_CMDLINE))
+		ret = proc_reply_add(r, SP_PROC_FD_CMDLINE,
+				     openat(piddir, "cmdline",
+					    O_RDONLY | O_CLOEXEC), false);
+	return ret;
+}
+
+static int open_proc_files(const struct broker *b,
+			   const struct sp_msg_open_proc *rq,
+			   struct proc_reply *r, const char **what)
+{
+	struct stat st;
 	int piddir, ret;
 
+	*what = "cmdline not allowed";
+	if ((rq->flags & SP_OPEN_PROC_F_CMDLINE) && !b->allow_cmdline)
+		return -EPERM;
 	*what = "process";
 	ret = open_process(b, rq->pid, rq->start_time, &piddir);
 	if (ret < 0)
 		return ret;
-	*what = "maps/cgroup";
-	fds[0] = openat(piddir, "maps", O_RDONLY | O_CLOEXEC);
-	fds[1] = openat(piddir, "cgroup", O_RDONLY | O_CLOEXEC);
-	if (fds[0] < 0 || fds[1] < 0) {
+	/* The owner of /proc/P is the task's euid: the uid Alloy reports. */
+	*what = "maps/cgroup/exe/cwd/cmdline";
+	if (fstat(piddir, &st) < 0) {
 		ret = -errno;
-		close_fds(fds, 2);
+	} else {
+		r->uid = st.st_uid;
+		ret = open_proc_slots(piddir, rq->flags, r);
 	}
+	if (ret < 0)
+		close_fds(r->fds, r->nfds);
 	(void)close(piddir);
 	return ret;
 }
@@ -233,18 +325,26 @@ static int broker_open_proc(struct broker *b, int sock,
 			    const struct sp_ctl_msg *m)
 {
 	struct sp_msg_open_proc rq;
-	int fds[2] = { -1, -1 }, ret;
+	struct proc_reply r = { .nfds = 0 };
+	struct sp_msg_files f;
 	const char *what;
+	int ret;
 
 	memcpy(&rq, m->u.raw, sizeof(rq));
-	ret = open_proc_files(b, &rq, fds, &what);
+	ret = open_proc_files(b, &rq, &r, &what);
 	if (ret < 0)
 		return broker_refuse(b, sock, SP_MSG_OPEN_PROC, rq.req_id,
 				     rq.pid, -ret, what);
-	ret = broker_send_files(b, sock, SP_MSG_OPEN_PROC, rq.req_id, fds, 2);
-	if (ret == 0)
-		log_debug("served OPEN_PROC pid %u", rq.pid);
-	close_fds(fds, 2);
+	f = (struct sp_msg_files){
+		.req_id = rq.req_id, .request = SP_MSG_OPEN_PROC,
+		.nfds = r.nfds, .fd_mask = r.mask, .uid = r.uid,
+	};
+	ret = sp_ctl_send(sock, SP_MSG_FILES, &f, sizeof(f), r.fds, r.nfds);
+	if (ret == 0) {
+		b->st.served++;
+		log_debug("served OPEN_PROC pid %u mask %#x", rq.pid, r.mask);
+	}
+	close_fds(r.fds, r.nfds);
 	return ret;
 }
 
@@ -479,12 +579,6 @@ static int broker_open_debug(struct broker *b, int sock,
 	int fd = -1, ret;
 
 	memcpy(&rq, m->u.raw, sizeof(rq));
-	/* A malformed length is a protocol error, not a miss: close. */
-	if (rq.build_id_len < 2 || rq.build_id_len > SP_BUILD_ID_MAX) {
-		log_debug("OPEN_DEBUG with build_id_len %u", rq.build_id_len);
-		b->st.protocol_errors++;
-		return -EPROTO;
-	}
 	build_id_path(&rq, rel, sizeof(rel));
 	ret = find_debug(b, &rq, rel, &fd, &what);
 	if (ret < 0)
@@ -560,6 +654,27 @@ static bool broker_rate_ok(struct broker *b)
 	return ok;
 }
 
+/*
+ * Field checks that make a request malformed (not merely unanswerable).
+ * They run before the rate limit: a malformed request closes the
+ * connection even when a polite EBUSY would otherwise be the answer.
+ */
+static bool request_well_formed(const struct sp_ctl_msg *m)
+{
+	struct sp_msg_open_proc op;
+	struct sp_msg_open_debug od;
+
+	if (m->type == SP_MSG_OPEN_PROC) {
+		memcpy(&op, m->u.raw, sizeof(op));
+		return !(op.flags & ~(uint32_t)SP_OPEN_PROC_F_ALL);
+	}
+	if (m->type == SP_MSG_OPEN_DEBUG) {
+		memcpy(&od, m->u.raw, sizeof(od));
+		return od.build_id_len >= 2 && od.build_id_len <= SP_BUILD_ID_MAX;
+	}
+	return true;
+}
+
 int broker_dispatch(struct broker *b, int sock, const struct sp_ctl_msg *m)
 {
 	const struct broker_permit *p = NULL;
@@ -569,7 +684,7 @@ int broker_dispatch(struct broker *b, int sock, const struct sp_ctl_msg *m)
 	for (i = 0; i < sizeof(broker_permits) / sizeof(broker_permits[0]); i++)
 		if (broker_permits[i].type == m->type)
 			p = &broker_permits[i];
-	if (!p || m->len != p->len || m->nfds != 0) {
+	if (!p || m->len != p->len || m->nfds != 0 || !request_well_formed(m)) {
 		b->st.protocol_errors++;
 		return -EPROTO;
 	}
@@ -584,10 +699,12 @@ int broker_dispatch(struct broker *b, int sock, const struct sp_ctl_msg *m)
 
 /* --- lifecycle -------------------------------------------------------- */
 
+/*
+ * A new aggregator keeps the bucket as it is: refilling it here would let
+ * an aggregator beat the rate limit by reconnecting.
+ */
 void broker_reset(struct broker *b)
 {
-	b->tokens = b->burst * NSEC_PER_SEC;
-	b->last_ns = now_ns();
 	b->throttling = false;
 }
 
@@ -632,6 +749,7 @@ struct broker *broker_new(const struct broker_config *cfg)
 	b->rate = cfg && cfg->rate_per_sec ? cfg->rate_per_sec :
 		  BROKER_DEFAULT_RATE;
 	b->burst = cfg && cfg->burst ? cfg->burst : BROKER_DEFAULT_BURST;
+	b->allow_cmdline = cfg && cfg->allow_cmdline;
 	for (i = 0; dirs[i]; i++) {
 		if (i == BROKER_MAX_DEBUG_DIRS) {
 			errno = E2BIG;
@@ -641,7 +759,8 @@ struct broker *broker_new(const struct broker_config *cfg)
 		if (!b->debug_dirs[i])
 			goto fail;
 	}
-	broker_reset(b);
+	b->tokens = b->burst * NSEC_PER_SEC;	/* full once, at start */
+	b->last_ns = now_ns();
 	return b;
 fail:
 	broker_free(b);

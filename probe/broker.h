@@ -15,6 +15,7 @@
 #ifndef PROBE_BROKER_H
 #define PROBE_BROKER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "sp_ctl.h"
 
@@ -27,6 +28,9 @@ struct broker_config {
 	/* Token bucket: sustained requests per second and burst size. */
 	uint32_t rate_per_sec;
 	uint32_t burst;
+	/* Serve /proc/P/cmdline on OPEN_PROC with SP_OPEN_PROC_F_CMDLINE
+	 * (--discover-commandline); otherwise such a request gets EPERM. */
+	bool allow_cmdline;
 };
 
 struct broker_stats {

@@ -174,6 +174,7 @@ static const int sandbox_allow[] = {
 	/* broker: open /proc/P/... and debug files, check type, ELF magic */
 	SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(fstat),
 	SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(pread64),
+	SCMP_SYS(readlinkat),	/* exe and cwd paths for OPEN_PROC */
 	SCMP_SYS(lseek),	/* rewind the kallsyms fd for a new aggregator */
 	/* malloc and libc internals */
 	SCMP_SYS(brk), SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(futex),

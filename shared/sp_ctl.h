@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <linux/types.h>
 
-#define SP_CTL_VERSION		1
+#define SP_CTL_VERSION		2	/* 2: OPEN_PROC flags, exe/cwd/cmdline, FILES uid */
 
 /* Message types. */
 #define SP_MSG_HELLO		1	/* probe -> agg, 3 or 4 fds */
@@ -29,7 +29,7 @@
 #define SP_MSG_ERROR		6	/* probe -> agg, reply without fds */
 #define SP_MSG_TYPE_MAX		6
 
-#define SP_CTL_MAX_FDS		4
+#define SP_CTL_MAX_FDS		5
 #define SP_BUILD_ID_MAX		40	/* GNU build ids are 20 bytes; allow more */
 
 struct sp_msg_hdr {
@@ -53,12 +53,29 @@ struct sp_msg_hello {
 	__u32 _pad;
 };
 
-/* -> fds: /proc/P/maps, /proc/P/cgroup */
+/*
+ * -> fds, packed in this slot order, FILES.fd_mask saying which are there:
+ *   maps, cgroup (always), exe (O_PATH), cwd (O_PATH|O_DIRECTORY) (both
+ *   missing for kernel threads and zombies), cmdline (only on
+ *   SP_OPEN_PROC_F_CMDLINE, and only if the probe allows it: EPERM else).
+ * FILES.uid is the owner of /proc/P: the process's euid (root when the
+ * process is not dumpable).
+ */
+#define SP_OPEN_PROC_F_CMDLINE	0x1
+#define SP_OPEN_PROC_F_ALL	SP_OPEN_PROC_F_CMDLINE
+
+#define SP_PROC_FD_MAPS		0
+#define SP_PROC_FD_CGROUP	1
+#define SP_PROC_FD_EXE		2
+#define SP_PROC_FD_CWD		3
+#define SP_PROC_FD_CMDLINE	4
+#define SP_PROC_FD_COUNT	5
+
 struct sp_msg_open_proc {
 	__u64 req_id;
 	__u64 start_time;
 	__u32 pid;
-	__u32 _pad;
+	__u32 flags;	/* SP_OPEN_PROC_F_*; unknown bits: protocol error */
 };
 
 /* -> fd: /proc/P/map_files/START-END (regular file, dev/ino, ELF magic) */
@@ -86,6 +103,8 @@ struct sp_msg_files {
 	__u64 req_id;
 	__u32 request;	/* the request type answered */
 	__u32 nfds;
+	__u32 fd_mask;	/* bit i: slot i present (OPEN_PROC); else 1 */
+	__u32 uid;	/* OPEN_PROC: owner of /proc/P; else 0 */
 };
 
 struct sp_msg_error {
@@ -99,7 +118,7 @@ _Static_assert(sizeof(struct sp_msg_hello) == 48, "hello ABI");
 _Static_assert(sizeof(struct sp_msg_open_proc) == 24, "open_proc ABI");
 _Static_assert(sizeof(struct sp_msg_open_mapping) == 56, "open_mapping ABI");
 _Static_assert(sizeof(struct sp_msg_open_debug) == 64, "open_debug ABI");
-_Static_assert(sizeof(struct sp_msg_files) == 16, "files ABI");
+_Static_assert(sizeof(struct sp_msg_files) == 24, "files ABI");
 _Static_assert(sizeof(struct sp_msg_error) == 16, "error ABI");
 
 #define SP_CTL_MAX_PAYLOAD	64

@@ -218,8 +218,10 @@ Test(broker, open_proc_live_child)
 	rq.pid = (uint32_t)ch.pid;
 	rq.start_time = start_time_ns(ch.pid);
 	cr_assert_eq(ask(&c, SP_MSG_OPEN_PROC, &rq, sizeof(rq), &r), 0);
-	expect_files(&r, 7, 2);
+	expect_files(&r, 7, 4);
 	cr_expect_eq(r.u.files.request, SP_MSG_OPEN_PROC);
+	cr_expect_eq(r.u.files.fd_mask, 0xf);
+	cr_expect_eq(r.u.files.uid, geteuid());
 
 	read_all(r.fds[0], buf, sizeof(buf));
 	cr_expect_eq(sscanf(buf, "%lx-%lx ", &lo, &hi), 2, "maps: %.80s", buf);
@@ -229,6 +231,112 @@ Test(broker, open_proc_live_child)
 	cr_expect(fcntl(r.fds[0], F_GETFD) & FD_CLOEXEC);
 	sp_ctl_msg_close_fds(&r);
 	child_stop(&ch);
+	conn_close(&c);
+}
+
+/* exe/cwd arrive as the path text in a sealed, read-only memfd. */
+static void fd_link(int fd, char *buf, size_t size)
+{
+	ssize_t n = pread(fd, buf, size - 1, 0);
+
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	cr_expect_eq(fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE, F_SEAL_WRITE);
+	cr_expect_eq(write(fd, "x", 1), -1, "the path text must be sealed");
+}
+
+Test(broker, open_proc_exe_cwd_are_sealed_text_not_directories)
+{
+	struct sp_msg_open_proc rq = { .req_id = 3 };
+	char want[PATH_MAX], got[PATH_MAX];
+	struct sp_ctl_msg r;
+	struct conn c;
+	struct child ch;
+
+	REQUIRE_ROOT();
+	child_start(&ch, NULL);
+	conn_open(&c, NULL);
+	rq.pid = (uint32_t)ch.pid;
+	rq.start_time = start_time_ns(ch.pid);
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_PROC, &rq, sizeof(rq), &r), 0);
+	expect_files(&r, 3, 4);
+	/* never a directory fd: openat() beneath it must be impossible */
+	cr_expect_lt(openat(r.fds[3], ".", O_RDONLY), 0);
+	cr_assert_gt(readlink("/proc/self/exe", want, sizeof(want) - 1), 0);
+	want[readlink("/proc/self/exe", want, sizeof(want) - 1)] = '\0';
+	fd_link(r.fds[2], got, sizeof(got));
+	cr_expect_str_eq(got, want);
+	cr_assert_not_null(getcwd(want, sizeof(want)));
+	fd_link(r.fds[3], got, sizeof(got));
+	cr_expect_str_eq(got, want);
+	sp_ctl_msg_close_fds(&r);
+	child_stop(&ch);
+	conn_close(&c);
+}
+
+Test(broker, open_proc_cmdline_refused_unless_allowed)
+{
+	struct sp_msg_open_proc rq = { .req_id = 4,
+				       .flags = SP_OPEN_PROC_F_CMDLINE };
+	struct broker_config cfg = { .allow_cmdline = true };
+	static char buf[4096];
+	struct sp_ctl_msg r;
+	struct conn c;
+	struct child ch;
+
+	REQUIRE_ROOT();
+	child_start(&ch, NULL);
+	rq.pid = (uint32_t)ch.pid;
+	rq.start_time = start_time_ns(ch.pid);
+	conn_open(&c, NULL);
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_PROC, &rq, sizeof(rq), &r), 0);
+	expect_error(&r, SP_MSG_OPEN_PROC, EPERM);	/* not a protocol error */
+	rq.flags = 0;
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_PROC, &rq, sizeof(rq), &r), 0);
+	expect_files(&r, 4, 4);
+	sp_ctl_msg_close_fds(&r);
+	conn_close(&c);
+
+	conn_open(&c, &cfg);
+	rq.flags = SP_OPEN_PROC_F_CMDLINE;
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_PROC, &rq, sizeof(rq), &r), 0);
+	expect_files(&r, 4, 5);
+	cr_expect_eq(r.u.files.fd_mask, 0x1f);
+	read_all(r.fds[4], buf, sizeof(buf));
+	cr_expect_gt(strlen(buf), 0, "cmdline: argv[0] of the test");
+	sp_ctl_msg_close_fds(&r);
+	child_stop(&ch);
+	conn_close(&c);
+}
+
+Test(broker, open_proc_unknown_flags_is_eproto)
+{
+	struct sp_msg_open_proc rq = { .req_id = 5, .pid = 1, .flags = 0x2 };
+	struct sp_ctl_msg r;
+	struct conn c;
+
+	conn_open(&c, NULL);
+	cr_expect_eq(ask(&c, SP_MSG_OPEN_PROC, &rq, sizeof(rq), &r), -EPROTO);
+	conn_close(&c);
+}
+
+Test(broker, open_proc_kernel_thread_has_no_exe)
+{
+	struct sp_msg_open_proc rq = { .req_id = 6, .pid = 2 };
+	struct sp_ctl_msg r;
+	struct conn c;
+
+	REQUIRE_ROOT();
+	if (access("/proc/2/stat", R_OK) != 0)
+		cr_skip_test("no kthreadd visible (pid namespace)");
+	rq.start_time = start_time_ns(2);
+	conn_open(&c, NULL);
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_PROC, &rq, sizeof(rq), &r), 0);
+	cr_assert_eq(r.type, SP_MSG_FILES);
+	cr_expect_eq(r.u.files.fd_mask & 0x3, 0x3);
+	cr_expect_eq(r.u.files.fd_mask & (1u << SP_PROC_FD_EXE), 0);
+	cr_expect_eq(r.nfds, (unsigned int)__builtin_popcount(r.u.files.fd_mask));
+	sp_ctl_msg_close_fds(&r);
 	conn_close(&c);
 }
 
@@ -768,8 +876,8 @@ ParameterizedTestParameters(broker, malformed_request_closes)
 		{ "unknown type 9", 9, 16, 0, 0, -EBADMSG },
 		{ "hello from aggregator", SP_MSG_HELLO, 48, 3, 0, -EPROTO },
 		{ "hello 4 fds", SP_MSG_HELLO, 48, 4, 0, -EPROTO },
-		{ "files from aggregator", SP_MSG_FILES, 16, 1, 0, -EPROTO },
-		{ "files 4 fds", SP_MSG_FILES, 16, 4, 0, -EPROTO },
+		{ "files from aggregator", SP_MSG_FILES, 24, 1, 0, -EPROTO },
+		{ "files 4 fds", SP_MSG_FILES, 24, 4, 0, -EPROTO },
 		{ "error from aggregator", SP_MSG_ERROR, 16, 0, 0, -EPROTO },
 		{ "open_proc short", SP_MSG_OPEN_PROC, 20, 0, 0, -EBADMSG },
 		{ "open_proc long", SP_MSG_OPEN_PROC, 32, 0, 0, -EBADMSG },
@@ -906,11 +1014,24 @@ Test(broker, rate_limit)
 	cr_expect_eq(st.served, served);
 	cr_expect_eq(st.refused, busy);
 
-	/* A new connection starts with a full bucket. */
+	/* A new connection does not refill the bucket: an aggregator cannot
+	 * beat the limit by reconnecting. */
 	broker_reset(c.b);
 	cr_assert_eq(ask(&c, SP_MSG_OPEN_PROC, &rq, sizeof(rq), &r), 0);
-	cr_expect_eq(r.type, SP_MSG_FILES);
+	expect_error(&r, SP_MSG_OPEN_PROC, EBUSY);
 	sp_ctl_msg_close_fds(&r);
+
+	/* A malformed request is a protocol error even while rate-limited:
+	 * the limit must not turn "close" into a polite EBUSY. */
+	{
+		struct sp_msg_open_debug od = { .req_id = 9, .pid = rq.pid,
+						.build_id_len = 41 };
+		struct sp_ctl_msg m = { .type = SP_MSG_OPEN_DEBUG,
+					.len = sizeof(od) };
+
+		memcpy(m.u.raw, &od, sizeof(od));
+		cr_expect_eq(broker_dispatch(c.b, c.probe, &m), -EPROTO);
+	}
 	conn_close(&c);
 }
 
@@ -934,6 +1055,10 @@ static void aim_at_self(unsigned char *p, uint32_t type, uint64_t start)
 	memcpy(p + 8, &start, sizeof(start));
 	if (type == SP_MSG_OPEN_PROC || type == SP_MSG_OPEN_DEBUG)
 		memcpy(p + 16, &pid, sizeof(pid));
+	if (type == SP_MSG_OPEN_PROC) {
+		len = (uint32_t)(rnd() % 2);	/* flags: none or cmdline */
+		memcpy(p + 20, &len, sizeof(len));
+	}
 	if (type == SP_MSG_OPEN_MAPPING)
 		memcpy(p + 48, &pid, sizeof(pid));
 	if (type == SP_MSG_OPEN_DEBUG) {

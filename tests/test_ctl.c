@@ -111,15 +111,16 @@ ParameterizedTestParameters(ctl, rejects_malformed)
 		BAD("open_mapping 64", SP_MSG_OPEN_MAPPING, 64, 64, 0),
 		BAD("open_debug 56", SP_MSG_OPEN_DEBUG, 56, 56, 0),
 		BAD("files 8", SP_MSG_FILES, 8, 8, 1),
-		BAD("files 24", SP_MSG_FILES, 24, 24, 1),
+		BAD("files 16", SP_MSG_FILES, 16, 16, 1),
+		BAD("files 32", SP_MSG_FILES, 32, 32, 1),
 		BAD("error 8", SP_MSG_ERROR, 8, 8, 0),
 		BAD("error 24", SP_MSG_ERROR, 24, 24, 0),
 		BAD("hello 5 fds", SP_MSG_HELLO, 48, 48, 5),
-		BAD("files 5 fds", SP_MSG_FILES, 16, 16, 5),
-		BAD("files 12 fds (ctrunc)", SP_MSG_FILES, 16, 16, 12),
+		BAD("files 6 fds", SP_MSG_FILES, 24, 24, 6),
+		BAD("files 12 fds (ctrunc)", SP_MSG_FILES, 24, 24, 12),
 		BAD("hello 2 fds", SP_MSG_HELLO, 48, 48, 2),
 		BAD("hello 0 fds", SP_MSG_HELLO, 48, 48, 0),
-		BAD("files 0 fds", SP_MSG_FILES, 16, 16, 0),
+		BAD("files 0 fds", SP_MSG_FILES, 24, 24, 0),
 		BAD("open_proc 1 fd", SP_MSG_OPEN_PROC, 24, 24, 1),
 		BAD("open_mapping 1 fd", SP_MSG_OPEN_MAPPING, 56, 56, 1),
 		BAD("open_debug 2 fds", SP_MSG_OPEN_DEBUG, 64, 64, 2),
@@ -127,7 +128,7 @@ ParameterizedTestParameters(ctl, rejects_malformed)
 		{ .name = "scm_credentials", .type = SP_MSG_ERROR,
 		  .hdr_len = 16, .body_len = 16, .total = -1, .passcred = true },
 		{ .name = "scm_credentials + fd", .type = SP_MSG_FILES,
-		  .hdr_len = 16, .body_len = 16, .total = -1, .nfds = 1,
+		  .hdr_len = 24, .body_len = 24, .total = -1, .nfds = 1,
 		  .passcred = true },
 		BAD("oversize 65", SP_MSG_ERROR, 65, 65, 0),
 		BAD("oversize 200", SP_MSG_ERROR, 200, 200, 2),
@@ -214,7 +215,7 @@ Test(ctl, shape_table)
 	cr_assert_eq(sp_ctl_shape(SP_MSG_OPEN_DEBUG, &len, &lo, &hi), 0);
 	cr_expect(len == sizeof(struct sp_msg_open_debug) && lo == 0 && hi == 0);
 	cr_assert_eq(sp_ctl_shape(SP_MSG_FILES, &len, &lo, &hi), 0);
-	cr_expect(len == 16 && lo == 1 && hi == SP_CTL_MAX_FDS);
+	cr_expect(len == 24 && lo == 1 && hi == SP_CTL_MAX_FDS);
 	cr_assert_eq(sp_ctl_shape(SP_MSG_ERROR, &len, &lo, &hi), 0);
 	cr_expect(len == 16 && lo == 0 && hi == 0);
 	cr_expect_eq(sp_ctl_shape(0, &len, &lo, &hi), -EINVAL);

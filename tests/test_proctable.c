@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -33,6 +35,40 @@ static int fake_open(void *ctx, uint32_t pid, uint64_t st, int *m, int *c)
 		return -ESRCH;
 	*m = text_fd(f->maps);
 	*c = text_fd("0::/system.slice/x.service\n");
+	return 0;
+}
+
+static int exe_text_fd(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	cr_assert_gt(n, 0);
+	exe[n] = '\0';
+	return text_fd(exe);
+}
+
+static int fake_open_files(void *ctx, uint32_t pid, uint64_t st,
+			   struct proc_files *pf)
+{
+	struct fake *f = ctx;
+
+	(void)pid;
+	(void)st;
+	f->calls++;
+	if (f->fail)
+		return -ESRCH;
+	pf->maps_fd = text_fd(f->maps);
+	pf->cgroup_fd = text_fd("0::/system.slice/docker-"
+				"0123456789abcdef0123456789abcdef"
+				"0123456789abcdef0123456789abcdef.scope\n");
+	/* as the probe sends them: the path text (from readlink) in a memfd */
+	pf->exe_fd = exe_text_fd();
+	pf->cwd_fd = text_fd("/");
+	pf->cmdline_fd = memfd_create("c", MFD_CLOEXEC);
+	cr_assert_eq(write(pf->cmdline_fd, "app\0--flag\0x\0", 14), 14);
+	pf->uid = 1000;
+	pf->has_uid = true;
 	return 0;
 }
 
@@ -134,4 +170,27 @@ Test(proctable, forget_drops_entry)
 	proctable_get(pt, 5, 5, "a", 0);
 	cr_assert_eq(f.calls, 2);
 	proctable_free(pt);
+}
+
+Test(proctable, files_callback_fills_discovery_facts)
+{
+	struct fake f = { .maps = MAPS };
+	struct proctable *pt = proctable_new_files(4, fake_open_files, &f);
+	struct proc *p = proctable_get(pt, 10, 111, "app", 0);
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	cr_assert_gt(n, 0);
+	exe[n] = '\0';
+	cr_assert_not_null(p->maps);
+	cr_expect_str_eq(p->container_id, "0123456789abcdef0123456789abcdef"
+			 "0123456789abcdef0123456789abcdef");
+	cr_expect_str_eq(p->exe, exe);
+	cr_expect_str_eq(p->cwd, "/");
+	cr_expect_str_eq(p->cmdline, "app --flag x");
+	cr_expect(p->has_uid);
+	cr_expect_eq(p->uid, 1000);
+	cr_expect_eq(p->target_state, 0);
+	cr_assert_eq(labelset_set(&p->target, "service_name", "x"), 0);
+	proctable_free(pt);	/* frees the cached target too (LSan) */
 }
