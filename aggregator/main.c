@@ -111,6 +111,8 @@ static void usage(FILE *f)
 "  --aggregator-user USER     user to switch to when started as root (default nobody)\n"
 "  --already-confined         the service manager already runs us unprivileged\n"
 "                             (systemd DynamicUser=, a pod's runAsUser): no switch\n"
+"  --discover-commandline     add __meta_process_commandline to discovered targets\n"
+"                             (the probe must allow it too; off by default)\n"
 "  --sandbox-debug            log seccomp violations instead of being killed\n"
 "                             (for developing the allowlist only)\n"
 "  -v, --verbose              more logging (repeat for debug)\n"
@@ -155,6 +157,7 @@ enum {
 	OPT_INTERVAL, OPT_EVENT_LOOP, OPT_PID_CACHE, OPT_BUILD_ID_CACHE,
 	OPT_SAME_FILE_CACHE, OPT_RET_FILES, OPT_RET_BYTES, OPT_VERSION,
 	OPT_USER, OPT_CONFINED, OPT_SANDBOX_DEBUG, OPT_CHECK_CONFIG,
+	OPT_CMDLINE,
 };
 
 static const struct option long_opts[] = {
@@ -174,6 +177,7 @@ static const struct option long_opts[] = {
 	{ "aggregator-user", required_argument, NULL, OPT_USER },
 	{ "already-confined", no_argument, NULL, OPT_CONFINED },
 	{ "sandbox-debug", no_argument, NULL, OPT_SANDBOX_DEBUG },
+	{ "discover-commandline", no_argument, NULL, OPT_CMDLINE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -235,6 +239,7 @@ static void parse_one(struct opts *o, int c, const char *arg)
 	case OPT_USER: set_str(&cfg->aggregator_user, arg); break;
 	case OPT_CONFINED: o->already_confined = true; break;
 	case OPT_SANDBOX_DEBUG: o->sandbox_debug = true; break;
+	case OPT_CMDLINE: cfg->discover_commandline = true; break;
 	case 'v': o->verbose++; break;
 	case 'h': usage(stdout); exit(0);
 	case OPT_VERSION: printf("splitprof %s\n", SPLITPROF_VERSION); exit(0);

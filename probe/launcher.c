@@ -27,7 +27,7 @@
 #define AGG_OUTDIR_FD	4
 #define MAX_ARGS	64
 
-enum { TO_PROBE = 256, TO_AGG, O_USER, O_OUT };
+enum { TO_PROBE = 256, TO_AGG, TO_BOTH, O_USER, O_OUT };
 
 /* Options passed on unchanged, as --name[=value], to the probe or the
  * aggregator (-c, -v: below). */
@@ -39,6 +39,7 @@ static const struct option lo[] = {
 	{ "debug-dir", required_argument, NULL, TO_PROBE },
 	{ "collect-interval", required_argument, NULL, TO_AGG },
 	{ "sandbox-debug", no_argument, NULL, TO_AGG },
+	{ "discover-commandline", no_argument, NULL, TO_BOTH },
 	{ "config", required_argument, NULL, 'c' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "aggregator-user", required_argument, NULL, O_USER },
@@ -60,6 +61,7 @@ static void usage(FILE *f)
 "                 [--output-dir DIR (./profiles unless -c is given)]\n"
 "                 [--aggregator-user USER (nobody)] [--no-user-stacks]\n"
 "                 [--no-kernel-stacks] [--debug-dir DIR] [--sandbox-debug]\n"
+"                 [--discover-commandline]\n"
 "                 [-v] [-h]\n"
 "Runs splitprof-probe (privileged) and splitprof-aggregator (as\n"
 "--aggregator-user) connected by a socketpair. The launcher creates the\n"
@@ -167,6 +169,10 @@ int main(int argc, char **argv)
 		switch (c) {
 		case TO_PROBE: forward(&probe, lo[i].name, optarg); break;
 		case TO_AGG: forward(&agg, lo[i].name, optarg); break;
+		case TO_BOTH:
+			forward(&probe, lo[i].name, optarg);
+			forward(&agg, lo[i].name, optarg);
+			break;
 		case 'c': config = 1; forward(&agg, "config", optarg); break;
 		case 'v':
 			forward(&probe, "verbose", NULL);

@@ -54,6 +54,7 @@ struct probe {
 	/* host debug dirs for OPEN_DEBUG, --debug-dir first, then the default */
 	const char *debug_dirs[MAX_DEBUG_DIRS + 2];
 	unsigned int n_debug_dirs;
+	bool allow_cmdline;		/* --discover-commandline */
 	/* state */
 	int epfd, sigfd, timerfd, listen_fd, conn_fd, kallsyms_fd;
 	struct probe_bpf *bpf;
@@ -79,6 +80,8 @@ static void usage(FILE *f)
 "                        (default: rate x CPUs x 1 KiB x 4 s)\n"
 "  --debug-dir DIR       also search DIR/.build-id (up to 4; /usr/lib/debug\n"
 "                        always)\n"
+"  --discover-commandline  hand out /proc/P/cmdline when asked (off: command\n"
+"                        lines often carry secrets)\n"
 "  --duration DUR        stop after DUR, e.g. 500ms, 1m30s (default 0: until\n"
 "                        SIGINT/SIGTERM)\n"
 "  -v, --verbose         debug logging, including libbpf's\n"
@@ -112,6 +115,7 @@ static void parse_opts(int argc, char **argv, struct probe *p)
 		{ "ring-size", required_argument, NULL, 'R' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "debug-dir", required_argument, NULL, 'D' },
+		{ "discover-commandline", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -142,6 +146,7 @@ static void parse_opts(int argc, char **argv, struct probe *p)
 				fatalx("at most %d --debug-dir", MAX_DEBUG_DIRS);
 			p->debug_dirs[p->n_debug_dirs++] = optarg;
 			break;
+		case 'C': p->allow_cmdline = true; break;
 		case 'v': p->bo.verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -529,7 +534,7 @@ int main(int argc, char **argv)
 	setup_events(&p);
 	setup_bpf(&p);
 	p.broker = broker_new(&(struct broker_config){
-		.debug_dirs = p.debug_dirs });
+		.debug_dirs = p.debug_dirs, .allow_cmdline = p.allow_cmdline });
 	if (!p.broker)
 		fatal("broker_new");
 	if (caps_drop_steady() < 0 || sandbox_enter() < 0)
