@@ -39,11 +39,13 @@
 #include "sp_ring.h"
 #include "symbolize.h"
 #include "targets.h"
+#include "upload.h"
 #include "users.h"
 
 #define SPLITPROF_VERSION	"0.1.0"
 #define DRAIN_BATCH		65536	/* records per wake before yielding */
 #define PROBE_TIMEOUT_MS	2000
+#define UPLOAD_EXIT_TIMEOUT_MS	10000
 
 struct opts {
 	struct config *cfg;	/* the file (or defaults), then the flags on top */
@@ -64,6 +66,7 @@ struct agg {
 	struct symbolizer *sym;
 	struct profiles *profiles;
 	struct sink_local *sink;
+	struct uploader *up;		/* NULL: no endpoint configured */
 	struct targets *targets;	/* NULL: no config file, target = process */
 	struct relabel *profile_relabel;
 	struct users *users;
@@ -339,7 +342,6 @@ static int sink_cb(void *ctx, const char *service, uint32_t pid,
 	int r = 0;
 
 	(void)pid;
-	(void)duration_nanos;
 	if (labelset_copy(&ls, labels) < 0 ||
 	    labelset_set(&ls, "__name__", "process_cpu") < 0) {
 		labelset_clear(&ls);
@@ -353,6 +355,10 @@ static int sink_cb(void *ctx, const char *service, uint32_t pid,
 		svc = labelset_get(&ls, "service_name");
 	if (a->sink)
 		r = sink_local_write(a->sink, svc, time_nanos, gz, len);
+	/* Never blocks: queued per endpoint, bounded, drops counted there. */
+	if (a->up)
+		(void)uploader_submit(a->up, &ls, gz, len, time_nanos,
+				      time_nanos + duration_nanos, a->sample_rate);
 out:
 	labelset_clear(&ls);
 	return r;
@@ -622,6 +628,22 @@ static void setup_loop(struct agg *a, int event_fd, int sig_fd)
 		fatalx("cannot create a timer");
 }
 
+static void print_endpoint(void *ctx, const struct upload_stats *st)
+{
+	(void)ctx;
+	printf("  upload %s: %llu profiles sent (%llu bytes), %llu dropped "
+	       "(%llu bytes; %llu invalid labels, %llu queue full), %llu retries%s%s\n",
+	       st->endpoint, (unsigned long long)st->sent_profiles,
+	       (unsigned long long)st->sent_bytes,
+	       (unsigned long long)st->dropped_profiles,
+	       (unsigned long long)st->dropped_bytes,
+	       (unsigned long long)st->dropped_invalid,
+	       (unsigned long long)st->dropped_queue_full,
+	       (unsigned long long)st->retries,
+	       st->last_error && st->last_error[0] ? "; last error: " : "",
+	       st->last_error && st->last_error[0] ? st->last_error : "");
+}
+
 /* What profiling cost us: users compare this with the other profilers. */
 static void print_self_usage(double secs)
 {
@@ -635,6 +657,26 @@ static void print_self_usage(double secs)
 	printf("  aggregator: %.2f s CPU (%.2f%% of one core), peak RSS %.1f MiB\n",
 	       cpu, secs > 0 ? 100.0 * cpu / secs : 0.0,
 	       (double)ru.ru_maxrss / 1024.0);
+}
+
+/*
+ * Endpoints: the CA bundle and secrets are read and every endpoint host is
+ * resolved now, before the sandbox forbids opening files.
+ */
+static void setup_upload(struct agg *a)
+{
+	const struct config *c = a->o.cfg;
+	int err = 0;
+
+	if (c->n_endpoints == 0)
+		return;
+	a->up = uploader_new(a->loop, c->endpoints, c->n_endpoints,
+			     &c->external_labels, &err);
+	if (!a->up)
+		fatalx("%s: write.endpoint: cannot set up the upload: %s",
+		       c->path ? c->path : "config",
+		       strerror(err < 0 ? -err : EINVAL));
+	log_info("uploading to %zu endpoint(s)", c->n_endpoints);
 }
 
 /*
@@ -707,6 +749,8 @@ static void print_summary(struct agg *a)
 	       a->o.output_dir_fd >= 0 ? "the output directory" :
 	       a->sink ? a->o.cfg->output_dir : "no local folder",
 	       (unsigned long long)(ps.sink_errors + ps.encode_errors));
+	if (a->up)
+		uploader_foreach_stats(a->up, print_endpoint, NULL);
 	print_self_usage(secs);
 	profiles_print_top(a->profiles, stdout, 10);
 	fflush(stdout);
@@ -836,6 +880,7 @@ int main(int argc, char **argv)
 	check_probe_settings(&a, &h);
 	setup_pipeline(&a, &h, dirfd);
 	setup_loop(&a, h.ring.event_fd, sig_fd);
+	setup_upload(&a);
 	enter_sandbox(&a, dirfd);
 	log_info("receiving samples at %u Hz; a profile per target every %llu s",
 		 a.sample_rate,
@@ -846,6 +891,10 @@ int main(int argc, char **argv)
 	while (drain(&a))	/* what is left in the ring belongs to the run */
 		;
 	flush(&a);
+	/* Give queued profiles a bounded chance to leave; the rest is counted. */
+	if (a.up && uploader_flush(a.up, UPLOAD_EXIT_TIMEOUT_MS) < 0)
+		log_warnx("uploads still pending after %d ms were dropped",
+			  UPLOAD_EXIT_TIMEOUT_MS);
 	print_summary(&a);
 	return 0;
 }
