@@ -42,6 +42,7 @@
 
 #include "loop.h"
 #include "sandbox.h"
+#include "receiver_util.h"
 
 #define SB_USER	"nobody"
 
@@ -611,10 +612,37 @@ static int count_profiles(const char *dir)
 	return atoi(out);
 }
 
+/* The config the e2e recording runs with: local folder and an upload. */
+static void write_e2e_config(const char *dir, int port)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/conf.yaml", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "collect_interval: 2s\n"
+		   "local_output: true\n"
+		   "output_dir: %s/profiles\n"
+		   "write:\n"
+		   "  external_labels: {env: ci}\n"
+		   "  endpoint:\n"
+		   "    - url: http://localhost:%d\n"
+		   "      headers: {X-Scope-OrgID: ci}\n", dir, port);
+	fclose(f);
+	cr_assert_eq(chmod(path, 0644), 0);
+}
+
+/*
+ * P2: a whole recording, local folder and upload to a real receiver (by
+ * host name, so the start-up resolution runs too), under the production
+ * filter in logging mode: not one call outside the allowlist.
+ */
 Test(sandbox, e2e_zero_violations, .timeout = 60)
 {
 	const char *build = getenv("SPLITPROF_BUILD");
 	char out[64] = "/tmp/splitprof-sbx-e2e-XXXXXX", cmd[1024], err[128];
+	struct rcv r = { 0 };
 	int rc, n;
 
 	if (geteuid() != 0)
@@ -622,12 +650,18 @@ Test(sandbox, e2e_zero_violations, .timeout = 60)
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0)
 		cr_skip_test("no kernel BTF");
 	cr_assert_not_null(mkdtemp(out));
+	cr_assert_eq(chmod(out, 0755), 0);	/* the aggregator runs as nobody */
+	rcv_start_on(&r, 0, out, "recv", NULL);
+	write_e2e_config(out, r.port);
 	snprintf(err, sizeof(err), "%s.stderr", out);
 	snprintf(cmd, sizeof(cmd),
-		 "%s/splitprof --duration 6s --collect-interval 2s "
-		 "--output-dir %s/profiles --sandbox-debug >/dev/null 2>%s",
-		 build ? build : "build", out, err);
+		 "%s/splitprof -c %s/conf.yaml --duration 6s "
+		 "--output-dir %s/profiles --sandbox-debug >%s.stdout 2>%s",
+		 build ? build : "build", out, out, out, err);
 	rc = system(cmd);
+	rcv_stop(&r);
+	cr_expect_gt(file_has(r.log, "push.v1.PusherService/Push"), 0,
+		     "no profile reached the receiver (%s)", r.log);
 	cr_expect_eq(rc, 0, "`%s` exited %#x", cmd, rc);
 	cr_expect_eq(file_has(err, "seccomp violation"), 0,
 		     "the aggregator made syscalls outside its allowlist, "
