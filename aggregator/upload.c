@@ -1007,7 +1007,8 @@ static int resolve_entry(const char *host, long port, char *out, size_t len)
 
 	r = getaddrinfo(host, NULL, &hints, &res);
 	if (r != 0) {
-		log_warnx("upload: cannot resolve %s: %s", host, gai_strerror(r));
+		log_warnx("upload: cannot resolve %s: %s (endpoint names are "
+			  "resolved once, at start)", host, gai_strerror(r));
 		return -EHOSTUNREACH;
 	}
 	n = (size_t)snprintf(out, len, "%s:%ld:", host, port);
@@ -1062,11 +1063,42 @@ out:
 	return r;
 }
 
+/*
+ * The proxy libcurl would take from the environment for this URL (its
+ * rules: <scheme>_proxy, then ALL_PROXY; lower case first; NO_PROXY is
+ * left to libcurl). Made explicit here so its name can be pinned too.
+ */
+static const char *env_proxy(const char *url)
+{
+	bool https = strncmp(url, "https:", 6) == 0;
+	const char *names[] = {
+		https ? "https_proxy" : "http_proxy",
+		https ? "HTTPS_PROXY" : "http_proxy",	/* no HTTP_PROXY: CGI */
+		"all_proxy", "ALL_PROXY",
+	};
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((v = getenv(names[i])) && *v)
+			return v;
+	return NULL;
+}
+
 /* Through a proxy only the proxy's name is resolved here; it resolves ours. */
 static int ep_pin_hosts(struct endpoint *ep, const struct cfg_endpoint *c)
 {
-	int r = pin_url_host(ep, c->proxy_url ? c->proxy_url : c->url);
+	const char *proxy = c->proxy_url;
+	int r;
 
+	if (!proxy && c->proxy_from_environment)
+		proxy = env_proxy(c->url);
+	if (proxy && !c->proxy_url && SETOPT(ep, CURLOPT_PROXY, proxy))
+		return -EINVAL;
+	r = pin_url_host(ep, proxy ? proxy : c->url);
+	/* NO_PROXY may send us direct: pin our own name too if it resolves */
+	if (!r && proxy)
+		(void)pin_url_host(ep, c->url);
 	if (!r && ep->resolve)
 		r = SETOPT(ep, CURLOPT_RESOLVE, ep->resolve);
 	return r;

@@ -927,3 +927,37 @@ Test(upload, flush_counts_what_is_left)
 	labelset_clear(&ls);
 	env_free(&e);
 }
+
+/*
+ * Host names are resolved once, before the sandbox: an endpoint whose name
+ * does not resolve is a start-up error, not a silent failure later (inside
+ * the sandbox the resolver cannot run at all).
+ */
+Test(upload, unresolvable_endpoint_is_a_startup_error)
+{
+	struct cfg_endpoint ep = ep_cfg("http://no-such-host.invalid:4040");
+	struct loop *l;
+	int err = 0;
+
+	l = loop_new(LOOP_EPOLL, &err);
+	cr_assert_not_null(l);
+	cr_expect_null(uploader_new(l, &ep, 1, NULL, &err));
+	cr_expect_eq(err, -EHOSTUNREACH, "err %d", err);
+	loop_free(l);
+}
+
+Test(upload, proxy_from_environment_is_resolved_at_start)
+{
+	struct cfg_endpoint ep = ep_cfg("http://127.0.0.1:9");
+	struct loop *l;
+	int err = 0;
+
+	ep.proxy_from_environment = true;
+	cr_assert_eq(setenv("http_proxy", "http://no-such-proxy.invalid:3128", 1), 0);
+	l = loop_new(LOOP_EPOLL, &err);
+	cr_assert_not_null(l);
+	cr_expect_null(uploader_new(l, &ep, 1, NULL, &err),
+		       "the proxy's name must be resolved before the sandbox");
+	cr_expect_eq(err, -EHOSTUNREACH, "err %d", err);
+	loop_free(l);
+}
