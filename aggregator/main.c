@@ -781,20 +781,6 @@ static void setup_pipeline(struct agg *a, struct probe_hello *h, int dirfd)
 		fatalx("out of memory setting up the pipeline");
 }
 
-static int check_config(const struct opts *o)
-{
-	char err[CFG_ERR_MAX];
-	struct targets *t = targets_new(o->cfg, err, sizeof(err));
-
-	if (!t)
-		fatalx("%s", err);
-	targets_free(t);
-	if (o->verbose)
-		(void)config_dump(o->cfg, stdout);
-	printf("%s: OK\n", o->cfg->path ? o->cfg->path : "(defaults)");
-	return 0;
-}
-
 /* Accepted by the schema but not done by this version: say so, don't pretend. */
 static void check_unsupported(const struct config *c)
 {
@@ -805,6 +791,21 @@ static void check_unsupported(const struct config *c)
 		log_warnx("%s: demangle: %s is not implemented yet; function "
 			  "names stay as the binary spells them", c->path,
 			  c->demangle);
+}
+
+static int check_config(const struct opts *o)
+{
+	char err[CFG_ERR_MAX];
+	struct targets *t = targets_new(o->cfg, err, sizeof(err));
+
+	if (!t)
+		fatalx("%s", err);
+	targets_free(t);
+	check_unsupported(o->cfg);	/* what start-up would refuse, refused here */
+	if (o->verbose)
+		(void)config_dump(o->cfg, stdout);
+	printf("%s: OK\n", o->cfg->path ? o->cfg->path : "(defaults)");
+	return 0;
 }
 
 /*
