@@ -68,7 +68,7 @@ TEST_ARGS ?=
 DURATION ?= 20s
 OUTPUT_DIR ?= ./profiles
 
-.PHONY: all deps test check-tests bench run clean workloads
+.PHONY: all deps test check-tests check-san bench run clean workloads
 .DEFAULT_GOAL := all
 
 all: $(PROGS)
@@ -82,6 +82,7 @@ deps:
 test:
 	@packaging/deps.sh
 	@$(MAKE) --no-print-directory check-tests
+	@$(MAKE) --no-print-directory SAN=1 check-san
 
 # libcriterion itself leaks a few bytes when tests use different .timeout
 # values; that is not ours to fix, so LeakSanitizer is told to skip it.
@@ -89,6 +90,14 @@ check-tests: $(TEST_BIN) $(PROGS) $(WORKLOADS)
 	SPLITPROF_BUILD=$(abspath $(BUILD)) \
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 	$(TEST_BIN) $(TEST_ARGS)
+
+# The suites that feed hostile input to our parsers and the ring run again
+# under ASan + UBSan (part of `make test`; `make SAN=1 test` runs everything
+# that way).
+SAN_SUITES ?= @(records|procmaps|elfsym|kallsyms|symcache|ring*|ctl|broker|pprof|sink_local|config|relabel|containerid|targets|labels|duration|proctable|loop|lru|gz)/*
+check-san: $(TEST_BIN)
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
+	$(TEST_BIN) --filter '$(SAN_SUITES)'
 
 bench:
 	@packaging/deps.sh

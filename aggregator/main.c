@@ -861,6 +861,7 @@ int main(int argc, char **argv)
 	struct probe_hello h;
 	int sock, dirfd, sig_fd, r;
 
+	log_init("aggregator", SP_LOG_INFO);	/* config errors name us too */
 	parse_opts(&a.o, argc, argv);
 	log_init("aggregator", a.o.verbose ? SP_LOG_INFO + a.o.verbose - 1
 					   : SP_LOG_INFO);

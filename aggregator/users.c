@@ -102,7 +102,8 @@ int users_parse(const char *text, size_t len, struct users **out)
 		users_free(u);
 		return r;
 	}
-	qsort(u->v, u->n, sizeof(*u->v), user_cmp);
+	if (u->n)	/* qsort(NULL, 0) is undefined behaviour */
+		qsort(u->v, u->n, sizeof(*u->v), user_cmp);
 	*out = u;
 	return 0;
 }

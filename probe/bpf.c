@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-/*
- * bpf.c - the probe's BPF side: open the skeleton, size the ring buffer,
- * load, open one CPU-clock perf event per online CPU and attach. Nothing
- * is pinned: every program detaches when the probe's fds close.
- */
+/* bpf.c - open the skeleton, size the ring buffer, load, attach one CPU-clock
+ * perf event per online CPU. Nothing is pinned: all detaches when fds close. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +23,8 @@
 #define BPF_RING_MAX	(64ull << 20)
 #define BPF_RING_SLACK	2	/* seconds of samples the kernel ring holds */
 #define MAX_CPUS	1024	/* as in profile.bpf.c */
-/* Largest record the BPF program emits, header included. */
 #define REC_MAX	(sizeof(struct sp_rec_hdr) + sizeof(struct sp_sample) + \
-		 2 * SP_STACK_BYTES)
+		 2 * SP_STACK_BYTES)	/* largest record emitted */
 
 struct probe_bpf {
 	struct profile *skel;
@@ -41,8 +37,7 @@ struct probe_bpf {
 static bool libbpf_verbose;
 
 /* Silent unless -v; then libbpf's warnings at info, the rest at debug. */
-static int libbpf_log(enum libbpf_print_level level, const char *fmt,
-		      va_list ap)
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char buf[512];
 	size_t n;
@@ -51,8 +46,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt,
 		return 0;
 	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
-	if (n && buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
+	buf[n && buf[n - 1] == '\n' ? n - 1 : n] = '\0';
 	if (level == LIBBPF_DEBUG)
 		log_debug("libbpf: %s", buf);
 	else
@@ -73,11 +67,8 @@ uint64_t probe_pow2_clamp(uint64_t want, uint64_t min, uint64_t max)
 static int attach_cpus(struct probe_bpf *pb, unsigned int rate)
 {
 	struct perf_event_attr attr = {
-		.type = PERF_TYPE_SOFTWARE,
-		.config = PERF_COUNT_SW_CPU_CLOCK,
-		.size = sizeof(attr),
-		.freq = 1,
-		.sample_freq = rate,
+		.type = PERF_TYPE_SOFTWARE, .config = PERF_COUNT_SW_CPU_CLOCK,
+		.size = sizeof(attr), .freq = 1, .sample_freq = rate,
 	};
 	struct bpf_link *link = NULL;
 	unsigned int cpu;
@@ -155,12 +146,11 @@ int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out)
 	if (!err)
 		err = attach_cpus(pb, o->sample_rate);
 out:
-	if (err) {
+	if (err)
 		probe_bpf_free(pb);
-		return err;
-	}
-	*out = pb;
-	return 0;
+	else
+		*out = pb;
+	return err;
 }
 
 void probe_bpf_free(struct probe_bpf *pb)

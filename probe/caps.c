@@ -1,12 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
- * caps.c - capabilities, no_new_privs and the seccomp filter of the probe.
- *
- * Set-up needs CAP_BPF + CAP_PERFMON (load, perf_event_open), CAP_SYSLOG
- * (real addresses in the kallsyms fd we keep), CAP_SYS_RESOURCE on kernels
- * < 5.11 (BPF memory was charged to RLIMIT_MEMLOCK). The steady state needs
- * CAP_SYS_PTRACE (other users' /proc/P/maps) and CAP_CHECKPOINT_RESTORE
- * (/proc/P/map_files) for the broker. Never CAP_SYS_ADMIN.
+ * caps.c - capabilities, no_new_privs and seccomp. Set-up: CAP_BPF, PERFMON,
+ * SYSLOG (real kallsyms addresses), SYS_RESOURCE < 5.11 (RLIMIT_MEMLOCK).
+ * Steady: SYS_PTRACE (/proc/P/maps), CHECKPOINT_RESTORE (map_files). No SYS_ADMIN.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -101,29 +97,23 @@ int caps_check(void)
 	if (err)
 		return err;
 	missing = caps_setup_set() & ~prm;
-	for (i = 0; i < N(cap_names); i++) {
+	for (i = 0; i < N(cap_names); i++)
 		if (missing & BIT(cap_names[i].cap))
 			log_warnx("missing capability %s", cap_names[i].name);
-	}
 	return missing ? -EPERM : 0;
 }
 
-/*
- * The bounding set only limits what an execve could gain, so it can go
- * straight to the steady set now; dropping from it needs CAP_SETPCAP, which
- * is in the effective set only when we start as full root (a systemd unit
- * sets CapabilityBoundingSet= itself).
- */
+/* Bounding set straight to the steady set; needs CAP_SETPCAP (full root only:
+ * a systemd unit sets CapabilityBoundingSet= itself). */
 static void bounding_reduce(uint64_t eff)
 {
 	int c, dropped = 0;
 
 	if (!(eff & BIT(CAP_SETPCAP)))
 		return;
-	for (c = 0; c < 64 && prctl(PR_CAPBSET_READ, c) >= 0; c++) {
+	for (c = 0; c < 64 && prctl(PR_CAPBSET_READ, c) >= 0; c++)
 		if (!(CAPS_STEADY & BIT(c)) && prctl(PR_CAPBSET_DROP, c) == 0)
 			dropped++;
-	}
 	log_info("dropped %d capabilities from the bounding set", dropped);
 }
 
@@ -202,8 +192,7 @@ int sandbox_enter(void)
 	if (!ctx)
 		return -ENOMEM;
 	/* libseccomp checks the arch first; a foreign arch is killed too. */
-	err = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
-			       SCMP_ACT_KILL_PROCESS);
+	err = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
 	for (i = 0; !err && i < N(sandbox_allow); i++)
 		err = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_allow[i], 0);
 	for (i = 0; !err && i < N(sandbox_allow_if); i++)

@@ -1,11 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
-/*
- * launcher.c - splitprof: one command for a quick start. Creates a
- * socketpair, forks; the child becomes the aggregator (unprivileged user,
- * control socket at fd 3, output directory at fd 4, re-exec'ed), the parent
- * execs the probe with the other end. Both binaries are found next to this
- * one. The probe, as the aggregator's parent, waits for it on shutdown.
- */
+/* launcher.c - splitprof: socketpair, fork; the child execs the aggregator as
+ * an unprivileged user (socket at fd 3, output dir at fd 4), the parent the
+ * probe with the other end. Both binaries are found next to this one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,8 +25,7 @@
 
 enum { TO_PROBE = 256, TO_AGG, TO_BOTH, O_USER, O_OUT };
 
-/* Options passed on unchanged, as --name[=value], to the probe or the
- * aggregator (-c, -v: below). */
+/* Passed on unchanged, as --name[=value], to the probe or the aggregator. */
 static const struct option lo[] = {
 	{ "duration", required_argument, NULL, TO_PROBE },
 	{ "sample-rate", required_argument, NULL, TO_PROBE },
@@ -61,11 +56,9 @@ static void usage(FILE *f)
 "                 [--output-dir DIR (./profiles unless -c is given)]\n"
 "                 [--aggregator-user USER (nobody)] [--no-user-stacks]\n"
 "                 [--no-kernel-stacks] [--debug-dir DIR] [--sandbox-debug]\n"
-"                 [--discover-commandline]\n"
-"                 [-v] [-h]\n"
-"Runs splitprof-probe (privileged) and splitprof-aggregator (as\n"
-"--aggregator-user) connected by a socketpair. The launcher creates the\n"
-"output directory and hands it to the aggregator as an open directory.\n");
+"                 [--discover-commandline] [-v] [-h]\n"
+"Runs splitprof-probe (privileged) and splitprof-aggregator (as USER) over a\n"
+"socketpair; it creates the output directory and hands it over open.\n");
 }
 
 static void forward(struct argv_buf *a, const char *name, const char *val)
@@ -78,8 +71,7 @@ static void forward(struct argv_buf *a, const char *name, const char *val)
 }
 
 /* Execs the binary name next to /proc/self/exe with a's arguments. */
-static __attribute__((noreturn)) void exec_sibling(const char *name,
-						   struct argv_buf *a)
+static __attribute__((noreturn)) void exec_sibling(const char *name, struct argv_buf *a)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -100,9 +92,7 @@ static void make_output_dir(const char *path, const struct passwd *pw)
 
 	if (!p)
 		fatal("strdup");
-	for (s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
+	for (s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
 		*s = '\0';
 		if (mkdir(p, 0755) < 0 && errno != EEXIST)
 			fatal("mkdir %s", p);

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
-/*
- * main.c - splitprof-probe: the privileged half. Loads the sampler, moves
- * its records into a sealed shared ring for one aggregator at a time, and
- * brokers file opens for it. Set-up order: check -> listen -> reduce caps
- * -> kallsyms -> BPF -> drop caps -> seccomp -> loop.
- */
+/* main.c - splitprof-probe, the privileged half: samples into a sealed ring
+ * for one aggregator at a time and brokers file opens for it. Set-up order:
+ * check -> listen -> reduce caps -> kallsyms -> BPF -> drop caps -> seccomp. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -44,18 +42,15 @@
 enum { EV_BPF = 1, EV_LISTEN, EV_CONN, EV_SIGNAL, EV_TIMER };
 
 struct probe {
-	/* options */
 	const char *socket_path;
 	int socket_fd;			/* --socket-fd, or -1 */
 	long long agg_uid;		/* -1: not given */
 	struct probe_bpf_opts bo;	/* rate, stacks, verbose */
 	uint64_t ring_size;		/* 0: derive from the rate */
 	uint64_t duration_ns;		/* 0: forever */
-	/* host debug dirs for OPEN_DEBUG, --debug-dir first, then the default */
-	const char *debug_dirs[MAX_DEBUG_DIRS + 2];
+	const char *debug_dirs[MAX_DEBUG_DIRS + 2]; /* + /usr/lib/debug, NULL */
 	unsigned int n_debug_dirs;
 	bool allow_cmdline;		/* --discover-commandline */
-	/* state */
 	int epfd, sigfd, timerfd, listen_fd, conn_fd, kallsyms_fd;
 	struct probe_bpf *bpf;
 	struct broker *broker;
@@ -74,24 +69,18 @@ static void usage(FILE *f)
 "  --socket-fd N         serve one connected socket (launcher), exit after it\n"
 "  --aggregator-uid UID  the only peer uid accepted (default: user splitprof)\n"
 "  --sample-rate HZ      samples per second per CPU, 1..10000 (default 97)\n"
-"  --no-user-stacks      do not collect user stacks\n"
-"  --no-kernel-stacks    do not collect kernel stacks\n"
-"  --ring-size BYTES     shared ring size, a power of two in [1 MiB, 256 MiB]\n"
-"                        (default: rate x CPUs x 1 KiB x 4 s)\n"
-"  --debug-dir DIR       also search DIR/.build-id (up to 4; /usr/lib/debug\n"
-"                        always)\n"
-"  --discover-commandline  hand out /proc/P/cmdline when asked (off: command\n"
-"                        lines often carry secrets)\n"
-"  --duration DUR        stop after DUR, e.g. 500ms, 1m30s (default 0: until\n"
-"                        SIGINT/SIGTERM)\n"
+"  --no-user-stacks, --no-kernel-stacks  do not collect those stacks\n"
+"  --ring-size BYTES     2^n in [1, 256] MiB (default: rate x CPUs x 1 KiB x 4 s)\n"
+"  --debug-dir DIR       also search DIR/.build-id (max 4; /usr/lib/debug always)\n"
+"  --discover-commandline  serve /proc/P/cmdline (default off: may hold secrets)\n"
+"  --duration DUR        run for DUR, e.g. 90s (default 0: until SIGINT/SIGTERM)\n"
 "  -v, --verbose         debug logging, including libbpf's\n"
 "  -h, --help            this text\n");
 }
 
 /* A number, whole string, within [min, max]; fatal otherwise. */
 static unsigned long long parse_num(const char *opt, const char *s,
-				    unsigned long long min,
-				    unsigned long long max)
+				    unsigned long long min, unsigned long long max)
 {
 	unsigned long long v;
 	char *end;
@@ -173,15 +162,14 @@ static void ep_add(struct probe *p, int fd, uint32_t tag)
 		fatal("epoll_ctl");
 }
 
-/* The directory and socket belong to the aggregator's group so that uid
- * can reach them; done before the capability reduction (needs CAP_CHOWN
- * as root, which the probe never keeps). */
+/* Dir and socket go to the aggregator's group; before the caps reduction
+ * (chown needs CAP_CHOWN). */
 static int listen_path(const char *path, uid_t agg_uid)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct passwd *pw = getpwuid(agg_uid);
 	gid_t gid = pw ? pw->pw_gid : (gid_t)-1;
-	char dir[sizeof(sa.sun_path)], *slash;
+	char dir[sizeof(sa.sun_path)], *parent;
 	struct stat st;
 	mode_t old;
 	int fd;
@@ -189,17 +177,13 @@ static int listen_path(const char *path, uid_t agg_uid)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		fatalx("socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
-	strcpy(dir, path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0750) == 0) {
-			log_info("created %s (0750)", dir);
-			if (chown(dir, (uid_t)-1, gid) < 0)
-				log_warn("chown %s", dir);
-		} else if (errno != EEXIST) {
-			fatal("mkdir %s", dir);
-		}
+	parent = dirname(strcpy(dir, path));
+	if (mkdir(parent, 0750) == 0) {
+		log_info("created %s (0750)", parent);
+		if (chown(parent, (uid_t)-1, gid) < 0)
+			log_warn("chown %s", parent);
+	} else if (errno != EEXIST) {
+		fatal("mkdir %s", parent);
 	}
 	/* A stale socket from a previous run; never unlink anything else. */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
@@ -230,9 +214,8 @@ static void conn_close(struct probe *p, const char *why)
 	p->conn_fd = -1;
 	if (p->prod) {
 		sp_producer_stats(p->prod, &st);
-		log_info("aggregator disconnected (%s): %llu records, %llu "
-			 "dropped, %llu lost in BPF", why,
-			 (unsigned long long)st.records,
+		log_info("aggregator disconnected (%s): %llu records, %llu dropped, "
+			 "%llu lost in BPF", why, (unsigned long long)st.records,
 			 (unsigned long long)st.dropped_records,
 			 (unsigned long long)st.bpf_lost);
 	}
@@ -243,18 +226,14 @@ static void conn_close(struct probe *p, const char *why)
 		p->stop = true;
 }
 
-/* A fresh ring for every aggregator: a sealed memfd can't be mapped
- * writable again, and a new consumer must not inherit old state. */
+/* A fresh ring per aggregator: a sealed memfd can't be mapped writable again. */
 static void conn_start(struct probe *p, int fd)
 {
 	const struct sp_ring_fds *rf;
 	struct sp_msg_hello h = {
-		.abi_version = SP_ABI_VERSION,
-		.ctl_version = SP_CTL_VERSION,
-		.ncpu = probe_bpf_ncpu(p->bpf),
-		.sample_rate = p->bo.sample_rate,
-		.ring_data_size = p->ring_size,
-		.ring_hdr_size = SP_RING_HDR_SIZE,
+		.abi_version = SP_ABI_VERSION, .ctl_version = SP_CTL_VERSION,
+		.ncpu = probe_bpf_ncpu(p->bpf), .sample_rate = p->bo.sample_rate,
+		.ring_data_size = p->ring_size, .ring_hdr_size = SP_RING_HDR_SIZE,
 		.boot_time_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC),
 		.flags = (p->kallsyms_fd >= 0 ? SP_HELLO_F_KALLSYMS : 0) |
 			 (p->bo.user_stacks ? 0 : SP_HELLO_F_NO_USER) |
@@ -297,14 +276,10 @@ static void on_accept(struct probe *p)
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
 		log_warn("SO_PEERCRED");
-	else if (cr.uid != (uid_t)p->agg_uid)
-		log_warnx("refused connection from pid %d uid %u: only uid %lld "
-			  "may connect", (int)cr.pid, (unsigned int)cr.uid,
-			  p->agg_uid);
-	else if (p->conn_fd >= 0)
-		log_warnx("refused connection from pid %d uid %u: an aggregator "
-			  "is already connected", (int)cr.pid,
-			  (unsigned int)cr.uid);
+	else if (cr.uid != (uid_t)p->agg_uid || p->conn_fd >= 0)
+		log_warnx("refused connection from pid %d uid %u: %s", (int)cr.pid,
+			  (unsigned int)cr.uid, cr.uid != (uid_t)p->agg_uid ?
+			  "not the aggregator uid" : "an aggregator is connected");
 	else {
 		log_info("accepted aggregator pid %d uid %u", (int)cr.pid,
 			 (unsigned int)cr.uid);
@@ -371,8 +346,7 @@ static void on_bpf(struct probe *p)
 		return;
 	if (rec.lost) {
 		rec.time_ns = clock_ns(CLOCK_MONOTONIC);
-		(void)sp_producer_write(p->prod, SP_REC_LOST, 0, &rec,
-					sizeof(rec));
+		(void)sp_producer_write(p->prod, SP_REC_LOST, 0, &rec, sizeof(rec));
 		sp_producer_add_bpf_lost(p->prod, rec.lost);
 	}
 	if (idle)
@@ -380,41 +354,39 @@ static void on_bpf(struct probe *p)
 	(void)sp_producer_notify(p->prod);
 }
 
-/* The launcher's aggregator is our child; it is only reaped on shutdown
- * (a dead aggregator closes its socket, which stops the probe anyway). */
+/* The launcher's aggregator (our child) is reaped on shutdown only. */
 static void on_signal(struct probe *p)
 {
 	struct signalfd_siginfo si;
 
-	while (read(p->sigfd, &si, sizeof(si)) == sizeof(si)) {
+	while (read(p->sigfd, &si, sizeof(si)) == sizeof(si))
 		if (si.ssi_signo != SIGCHLD && !p->stop) {
 			log_info("signal %u, stopping", si.ssi_signo);
 			p->stop = true;
 		}
-	}
 }
 
-/* Wait up to CHILD_WAIT_SEC for the launcher's aggregator to flush and
- * exit. SIGCHLD stays blocked, so sigtimedwait sees it. */
-static void wait_children(void)
+/* Let the launcher's aggregator flush; its failure is ours: returns 1. */
+static int wait_children(void)
 {
 	const struct timespec ts = { .tv_sec = CHILD_WAIT_SEC };
 	sigset_t chld;
 	pid_t pid;
-	int st;
+	int st, failed = 0;
 
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	for (;;) {
-		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-			log_info("aggregator pid %d exited (status %#x)",
-				 (int)pid, st);
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			log_info("aggregator pid %d exited (status %#x)", (int)pid, st);
+			failed |= st != 0;
+		}
 		if (pid < 0)
-			return;		/* ECHILD: none left */
+			return failed;		/* ECHILD: none left */
 		if (sigtimedwait(&chld, NULL, &ts) < 0 && errno == EAGAIN) {
 			log_warnx("aggregator still running after %d s",
 				  CHILD_WAIT_SEC);
-			return;
+			return 1;
 		}
 	}
 }
@@ -445,8 +417,7 @@ static void run(struct probe *p)
 
 static void setup_events(struct probe *p)
 {
-	struct itimerspec it = { .it_value = {
-		.tv_sec = (time_t)(p->duration_ns / NSEC),
+	struct itimerspec it = { .it_value = { .tv_sec = (time_t)(p->duration_ns / NSEC),
 		.tv_nsec = (long)(p->duration_ns % NSEC) } };
 	sigset_t ss;
 
@@ -484,8 +455,7 @@ static void setup_bpf(struct probe *p)
 		RING_SECONDS, RING_MIN, RING_MAX);
 }
 
-/* Either the launcher's end of a socketpair or a listening socket that
- * only the aggregator's uid may use. */
+/* The launcher's socketpair end, or a socket only the aggregator uid may use. */
 static void setup_socket(struct probe *p)
 {
 	struct passwd *pw;
@@ -515,6 +485,7 @@ int main(int argc, char **argv)
 	struct probe p = { .socket_path = DEFAULT_SOCKET, .socket_fd = -1,
 		.agg_uid = -1, .listen_fd = -1, .conn_fd = -1, .bo = {
 		.sample_rate = 97, .user_stacks = true, .kernel_stacks = true } };
+	int status;
 
 	log_init("probe", SP_LOG_INFO);
 	parse_opts(argc, argv, &p);
@@ -524,8 +495,7 @@ int main(int argc, char **argv)
 	setup_socket(&p);
 	if (caps_reduce_setup() < 0)
 		fatalx("cannot reduce capabilities");
-	/* kallsyms shows real addresses only to an opener with CAP_SYSLOG;
-	 * the check uses the opener's credentials, so the fd stays good. */
+	/* Real addresses need CAP_SYSLOG at open time only: the fd stays good. */
 	p.kallsyms_fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
 	if (p.kallsyms_fd < 0)
 		log_warn("open /proc/kallsyms");
@@ -549,12 +519,11 @@ int main(int argc, char **argv)
 	if (p.listen_fd >= 0)
 		close(p.listen_fd);
 	probe_bpf_free(p.bpf);
-	log_info("stopped: %llu records forwarded, %llu dropped while no "
-		 "aggregator was connected, %llu malformed",
-		 (unsigned long long)p.forwarded,
+	log_info("stopped: %llu records forwarded, %llu dropped while no aggregator "
+		 "was connected, %llu malformed", (unsigned long long)p.forwarded,
 		 (unsigned long long)p.dropped_unconnected,
 		 (unsigned long long)p.bad_records);
-	wait_children();
+	status = wait_children();
 	broker_free(p.broker);
-	return 0;
+	return status;
 }

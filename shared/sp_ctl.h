@@ -55,9 +55,10 @@ struct sp_msg_hello {
 
 /*
  * -> fds, packed in this slot order, FILES.fd_mask saying which are there:
- *   maps, cgroup (always), exe (O_PATH), cwd (O_PATH|O_DIRECTORY) (both
- *   missing for kernel threads and zombies), cmdline (only on
- *   SP_OPEN_PROC_F_CMDLINE, and only if the probe allows it: EPERM else).
+ *   maps, cgroup (always), exe and cwd (their paths as text in a sealed,
+ *   read-only memfd: never a directory fd; both missing for kernel threads
+ *   and zombies), cmdline (only on SP_OPEN_PROC_F_CMDLINE, and only if the
+ *   probe allows it: EPERM else). All read-only.
  * FILES.uid is the owner of /proc/P: the process's euid (root when the
  * process is not dumpable).
  */

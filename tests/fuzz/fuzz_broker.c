@@ -32,7 +32,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct broker *fz_broker;
-static int fz_agg = -1, fz_probe = -1, fz_lowest_fd;
+static int fz_agg = -1, fz_probe = -1;
 static uint32_t fz_pid;
 static uint64_t fz_start_time;
 
@@ -48,20 +48,18 @@ static int lowest_free_fd(void)
 }
 
 /*
- * libFuzzer may close fds of its own below our baseline (corpus files), so
- * the baseline follows it down; a round that leaves one more fd open than
- * before shows as a higher lowest-free number.
+ * The baseline is taken per input: between inputs libFuzzer opens and
+ * closes fds of its own (corpus files, the sanitizer's symbolizer pipe).
+ * An input that leaves one more fd open shows as a higher lowest-free fd.
  */
-static void check_no_fd_leak(void)
+static void check_no_fd_leak(int before)
 {
 	char path[64], target[256];
 	int cur = lowest_free_fd();
 	ssize_t n;
 
-	if (cur <= fz_lowest_fd) {
-		fz_lowest_fd = cur;
+	if (cur <= before)
 		return;
-	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", cur - 1);
 	n = readlink(path, target, sizeof(target) - 1);
 	target[n > 0 ? n : 0] = '\0';
@@ -111,7 +109,6 @@ static void fz_init(void)
 		abort();
 	fz_pid = (uint32_t)getpid();
 	fz_start_time = self_start_time_ns();
-	fz_lowest_fd = lowest_free_fd();
 }
 
 /* pid/start_time offsets in each request struct. */
@@ -167,9 +164,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static unsigned char dgram[65536];
 	struct sp_ctl_msg m;
 	size_t len;
+	int before;
 
 	if (!fz_broker)
 		fz_init();
+	before = lowest_free_fd();
 	if (size < 1)
 		return 0;
 	len = size - 1 < sizeof(dgram) ? size - 1 : sizeof(dgram);
@@ -189,6 +188,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A datagram sp_ctl_recv left queued (it never should) ends here. */
 	while (recv(fz_probe, dgram, sizeof(dgram), MSG_DONTWAIT) >= 0)
 		;
-	check_no_fd_leak();
+	check_no_fd_leak(before);
 	return 0;
 }
