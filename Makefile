@@ -94,7 +94,7 @@ check-tests: $(TEST_BIN) $(PROGS) $(WORKLOADS)
 # The suites that feed hostile input to our parsers and the ring run again
 # under ASan + UBSan (part of `make test`; `make SAN=1 test` runs everything
 # that way).
-SAN_SUITES ?= @(records|procmaps|elfsym|kallsyms|symcache|ring*|ctl|broker|pprof|sink_local|config|relabel|containerid|targets|labels|duration|proctable|loop|lru|gz)/*
+SAN_SUITES ?= @(records|procmaps|elfsym|kallsyms|symcache|ring*|ctl|broker|pprof|sink_local|config|relabel|containerid|targets|labels|duration|proctable|loop|lru|gz|symbolize)/*
 check-san: $(TEST_BIN)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 	$(TEST_BIN) --filter '$(SAN_SUITES)'

@@ -14,6 +14,8 @@ struct symbolizer {
 	struct kallsyms *ks;
 	struct elfsym *vdso;
 	struct probe_client *pc;
+	bool no_query;			/* the kernel has no PROCMAP_QUERY */
+	struct procmaps_query_result qr;	/* scratch for one lookup */
 	struct symbolizer_stats st;
 };
 
@@ -120,16 +122,35 @@ static void from_elf(const struct elfsym *es, const struct procmaps_entry *e,
 	}
 }
 
-static const struct procmaps_entry *find_mapping(struct proctable *pt,
+/*
+ * A library loaded after we read the maps: ask the kernel for just that
+ * address (PROCMAP_QUERY, Linux >= 6.11) and let the table catch up at its
+ * own pace; without the ioctl, re-read the whole text (rate-limited).
+ */
+static const struct procmaps_entry *find_mapping(struct symbolizer *s,
+						 struct proctable *pt,
 						 struct proc *p, uint64_t ip,
 						 uint64_t now_ns)
 {
 	const struct procmaps_entry *e = NULL;
+	int r;
 
 	if (p->maps)
 		e = procmaps_lookup(p->maps, ip);
-	/* A library loaded after we read the maps: re-read them (rate-limited). */
-	if (!e && proctable_refresh(pt, p, now_ns) == 1)
+	if (e || p->maps_fd < 0)
+		return e;
+	if (!s->no_query) {
+		r = procmaps_query(p->maps_fd, ip, &s->qr);
+		if (r == 0)
+			s->st.map_queries++;
+		(void)proctable_refresh(pt, p, now_ns);
+		if (r == 0)
+			return &s->qr.e;
+		if (r != -ENOTTY && r != -EINVAL)
+			return NULL;	/* in no file mapping */
+		s->no_query = true;
+	}
+	if (proctable_refresh(pt, p, now_ns) == 1)
 		e = procmaps_lookup(p->maps, ip);
 	return e;
 }
@@ -146,7 +167,7 @@ void symbolize_user(struct symbolizer *s, struct proctable *pt,
 
 	s->st.user_frames++;
 	set_unknown(out, ip);
-	e = find_mapping(pt, p, lookup, now_ns);
+	e = find_mapping(s, pt, p, lookup, now_ns);
 	if (!e) {
 		s->st.unknown_mapping++;
 		return;

@@ -36,6 +36,7 @@ struct symbolizer_stats {
 	uint64_t user_frames, user_named;
 	uint64_t kernel_frames, kernel_named;
 	uint64_t unknown_mapping;	/* address in no mapping */
+	uint64_t map_queries;		/* found with PROCMAP_QUERY after a miss */
 	uint64_t open_errors;		/* OPEN_MAPPING refused */
 	uint64_t bad_elf;		/* truncated/hostile ELF files */
 	uint64_t debug_files;		/* separate debug files used */
