@@ -280,8 +280,9 @@ int sandbox_prepare(const struct sandbox_opts *o)
 		return 0;
 	if (o->loop_backend != LOOP_IO_URING && o->loop_backend != LOOP_EPOLL)
 		return -EINVAL;
-	if (o->output_dir_fd < 0 || fstat(o->output_dir_fd, &st) < 0 ||
-	    !S_ISDIR(st.st_mode))
+	/* -1: no local folder (upload only): nothing may be written at all */
+	if (o->output_dir_fd >= 0 && (fstat(o->output_dir_fd, &st) < 0 ||
+				      !S_ISDIR(st.st_mode)))
 		return -ENOTDIR;
 	if (o->user) {
 		errno = 0;
@@ -454,8 +455,9 @@ static int enter_landlock(void)
 		return -errno;
 	pb.allowed_access = landlock_output_access(abi);
 	pb.parent_fd = sb.o.output_dir_fd;
-	if (syscall(SYS_landlock_add_rule, rfd, LANDLOCK_RULE_PATH_BENEATH,
-		    &pb, 0) < 0 ||
+	if ((pb.parent_fd >= 0 &&
+	     syscall(SYS_landlock_add_rule, rfd, LANDLOCK_RULE_PATH_BENEATH,
+		     &pb, 0) < 0) ||
 	    syscall(SYS_landlock_restrict_self, rfd, 0) < 0)
 		err = -errno;
 	close(rfd);

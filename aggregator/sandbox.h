@@ -36,7 +36,8 @@ struct sandbox_opts {
 	 * it, running on as uid 0 is refused.
 	 */
 	bool already_confined;
-	/* Landlock: files may be created, written, removed only beneath it */
+	/* Landlock: files may be created, written, removed only beneath it;
+	 * -1 (upload only, no local folder): nowhere */
 	int output_dir_fd;
 	/* LOOP_IO_URING or LOOP_EPOLL, the backend loop_new chose */
 	int loop_backend;

@@ -493,6 +493,38 @@ Test(sandbox, landlock_writes_only_beneath_output_dir, .timeout = 10)
 	outdir_remove(&d);
 }
 
+/* Upload only, no local folder: nothing at all may be created or read. */
+static int landlock_no_dir_checks(void *arg)
+{
+	int dirfd = *(int *)arg, fd;
+
+	fd = openat(dirfd, "x", O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
+	if (fd >= 0 || errno != EACCES)
+		return 1;
+	fd = open("/tmp/splitprof-sbx-escape", O_CREAT | O_WRONLY | O_CLOEXEC,
+		  0600);
+	if (fd >= 0 || errno != EACCES)
+		return 2;
+	fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 || errno != EACCES)
+		return 3;
+	return 0;
+}
+
+Test(sandbox, landlock_without_output_dir_writes_nowhere, .timeout = 10)
+{
+	struct sandbox_opts o = { .user = geteuid() == 0 ? SB_USER : NULL,
+				  .output_dir_fd = -1, .loop_backend = LOOP_EPOLL };
+	struct outdir d;
+
+	if (syscall(SYS_landlock_create_ruleset, NULL, 0, 1) < 1)
+		cr_skip_test("the kernel has no Landlock");
+	outdir_make(&d);	/* exists, but the sandbox is not told about it */
+	cr_assert_eq(sandbox_prepare(&o), 0);
+	expect_exit0(run_sandboxed(landlock_no_dir_checks, &d.fd), "Landlock");
+	outdir_remove(&d);
+}
+
 /* ---- refusing to run as root ---------------------------------------------- */
 
 static int nothing(void *arg)
