@@ -562,7 +562,6 @@ static void on_control(struct loop *l, int fd, uint32_t revents, void *arg)
 	struct sp_ctl_msg m;
 	int r;
 
-	(void)l;
 	(void)revents;
 	r = sp_ctl_recv(fd, &m);
 	if (r == -EAGAIN)
@@ -571,6 +570,9 @@ static void on_control(struct loop *l, int fd, uint32_t revents, void *arg)
 		sp_ctl_msg_close_fds(&m);	/* a late reply: ignore */
 		return;
 	}
+	/* At EOF the socket stays readable: stop watching it, or every later
+	 * loop iteration (the exit flush of uploads) would spin on it. */
+	(void)loop_del_fd(l, fd);
 	stop(arg, r == -ECONNRESET ? "the probe closed the connection"
 				   : "control channel error");
 }
@@ -744,11 +746,12 @@ static void print_summary(struct agg *a)
 		       "profile_relabel\n",
 		       (unsigned long long)a->skipped_samples,
 		       (unsigned long long)a->relabel_dropped_profiles);
-	printf("  profiles: %llu written (%llu bytes) to %s, %llu failed\n",
+	printf("  profiles: %llu built (%llu bytes gzip'd), %llu failed; %s\n",
 	       (unsigned long long)ps.written, (unsigned long long)ps.bytes,
-	       a->o.output_dir_fd >= 0 ? "the output directory" :
-	       a->sink ? a->o.cfg->output_dir : "no local folder",
-	       (unsigned long long)(ps.sink_errors + ps.encode_errors));
+	       (unsigned long long)(ps.sink_errors + ps.encode_errors),
+	       !a->sink ? "no local folder" :
+	       a->o.output_dir_fd >= 0 ? "written to the output directory" :
+	       "written to the output_dir");
 	if (a->up)
 		uploader_foreach_stats(a->up, print_endpoint, NULL);
 	print_self_usage(secs);

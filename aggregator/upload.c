@@ -286,7 +286,8 @@ static void ep_finish(struct endpoint *ep, bool sent)
 	ep_start_next(ep);
 }
 
-static void ep_drop_oldest(struct endpoint *ep)
+/* queue_full: evicted to make room (counted apart from drops at exit). */
+static void ep_drop_oldest(struct endpoint *ep, bool queue_full)
 {
 	struct qitem *q = ep->head;
 
@@ -294,7 +295,7 @@ static void ep_drop_oldest(struct endpoint *ep)
 	if (!ep->head)
 		ep->tail = NULL;
 	ep_count_drop(ep, q->p);
-	ep->st.dropped_queue_full++;
+	ep->st.dropped_queue_full += queue_full;
 	ep_release(ep, q->p);
 	free(q);
 }
@@ -315,7 +316,7 @@ static bool ep_make_room(struct endpoint *ep, uint64_t size)
 			ep->cur = NULL;
 			ep->state = EP_IDLE;
 		} else if (ep->head) {
-			ep_drop_oldest(ep);
+			ep_drop_oldest(ep, true);
 		} else {
 			return false;
 		}
@@ -1145,7 +1146,7 @@ static void ep_abort(struct endpoint *ep)
 		(void)loop_mod_timer(ep->u->loop, ep->timer, 0, 0);
 	ep->state = EP_IDLE;
 	while (ep->head)
-		ep_drop_oldest(ep);
+		ep_drop_oldest(ep, false);
 	if (ep->cur) {
 		ep_count_drop(ep, ep->cur);
 		ep_release(ep, ep->cur);
