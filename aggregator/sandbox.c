@@ -138,6 +138,8 @@ static const struct sb_rule sb_rules[] = {
 	ARG_EQ(madvise, 2, MADV_NORMAL), ARG_EQ(madvise, 2, MADV_DONTNEED),
 	ARG_EQ(madvise, 2, MADV_FREE), ARG_EQ(madvise, 2, MADV_DONTFORK),
 	ARG_EQ(madvise, 2, MADV_DONTDUMP), ARG_EQ(madvise, 2, MADV_WIPEONFORK),
+	/* huge-page hints only (ASan's and other allocators set them) */
+	ARG_EQ(madvise, 2, MADV_HUGEPAGE), ARG_EQ(madvise, 2, MADV_NOHUGEPAGE),
 	/* glibc locks and condition variables; no PI or WAKE_OP. The mask
 	 * ignores FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME. */
 	ARG_MASK(futex, 1, 0x7f, FUTEX_WAIT), ARG_MASK(futex, 1, 0x7f, FUTEX_WAKE),
@@ -194,6 +196,8 @@ static const struct sb_rule sb_rules[] = {
 	ALLOW(sysinfo), ALLOW(sched_getaffinity),
 	/* the exit summary reports our own CPU time and peak RSS */
 	ALLOW(getrusage),
+	/* a thread's own alternate signal stack (ASan sets one per thread) */
+	ALLOW(sigaltstack),
 	/* read-only rlimit queries (new_limit == NULL) */
 	{ SCMP_SYS(prlimit64), SB_ALLOW, SB_ALWAYS, 0, 2, {
 		{ 0, SCMP_CMP_EQ, 0, 0 }, { 2, SCMP_CMP_EQ, 0, 0 } } },
