@@ -318,6 +318,8 @@ static void expect_self_share(const struct pp_profile *p, const char *comm,
 {
 	double got = pp_self_share(p, func);
 
+	cr_log_info("share %s %s: %.1f%% (truth %.0f%%)", comm, func, 100 * got,
+		    100 * truth);
 	cr_expect(near(got, truth),
 		  "%s: %s has %.1f%% of the samples (self), truth %.0f%% +- %.0f",
 		  comm, func, 100 * got, 100 * truth, 100 * E2E_TOLERANCE);
@@ -532,6 +534,8 @@ Test(e2e, kernel_frames_under_syscall)
 	e2e_load("wl_syscall", &p);
 	expect_self_share(&p, "wl_syscall", "user_spin", 0.50);
 	cum = pp_cum_share(&p, "sys_read_zero");
+	cr_log_info("share wl_syscall sys_read_zero (on the stack): %.1f%% "
+		    "(truth 50%%)", 100 * cum);
 	cr_expect(near(cum, 0.50),
 		  "wl_syscall: sys_read_zero on %.1f%% of the stacks, "
 		  "truth 50%% +- %.0f", 100 * cum, 100 * E2E_TOLERANCE);
