@@ -157,6 +157,19 @@ int lru_put(struct lru *l, const void *key, size_t klen, void *val)
 	return 0;
 }
 
+int lru_del(struct lru *l, const void *key, size_t klen)
+{
+	struct lru_node *n;
+
+	if (klen > LRU_KEY_MAX)
+		return -ENOENT;
+	n = *find_slot(l, key, klen, hash_key(key, klen));
+	if (!n)
+		return -ENOENT;
+	remove_node(l, n);
+	return 0;
+}
+
 size_t lru_len(const struct lru *l)
 {
 	return l->len;

@@ -29,6 +29,8 @@ void *lru_get(struct lru *l, const void *key, size_t klen, bool *found);
 /* Inserts or replaces; may evict the least recently used entry. On error
  * the value stays the caller's. */
 int lru_put(struct lru *l, const void *key, size_t klen, void *val);
+/* Removes the entry and hands its value to free_val; -ENOENT if absent. */
+int lru_del(struct lru *l, const void *key, size_t klen);
 size_t lru_len(const struct lru *l);
 void lru_get_stats(const struct lru *l, struct lru_stats *st);
 void lru_free(struct lru *l);

@@ -1,59 +1,41 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "lru.h"
 #include "proctable.h"
 
 struct proctable {
-	struct proc **buckets;
-	uint32_t nbuckets;	/* power of two */
-	uint32_t capacity;
-	struct proc *lru_head;	/* most recently used */
-	struct proc *lru_tail;
+	struct lru *procs;	/* struct proc_key -> struct proc, LRU */
 	proc_open_fn open_fn;
 	proc_open_files_fn open_files_fn;
 	void *ctx;
 	struct proctable_stats st;
 };
 
-static uint32_t pt_hash(const struct proctable *pt, uint32_t pid, uint64_t st)
-{
-	uint64_t h = (pid * 0x9E3779B97F4A7C15ull) ^ (st * 0xC2B2AE3D27D4EB4Full);
+/* (pid, start time): a reused pid is another key. */
+struct proc_key {
+	uint64_t start_time;
+	uint32_t pid;
+	uint32_t zero;
+};
 
-	return (uint32_t)(h >> 32) & (pt->nbuckets - 1);
+static struct proc_key key_of(uint32_t pid, uint64_t start_time)
+{
+	return (struct proc_key){ .start_time = start_time, .pid = pid };
 }
 
-struct proctable *proctable_new(uint32_t capacity, proc_open_fn open_fn,
-				void *ctx)
+static void proc_release(void *v)
 {
-	struct proctable *pt;
-	uint32_t n = 16;
+	struct proc *p = v;
 
-	if (capacity == 0)
-		return NULL;
-	pt = calloc(1, sizeof(*pt));
-	if (!pt)
-		return NULL;
-	while (n < capacity * 2 && n < (1u << 24))
-		n <<= 1;
-	pt->buckets = calloc(n, sizeof(*pt->buckets));
-	if (!pt->buckets) {
-		free(pt);
-		return NULL;
-	}
-	pt->nbuckets = n;
-	pt->capacity = capacity;
-	pt->open_fn = open_fn;
-	pt->ctx = ctx;
-	return pt;
-}
-
-static void proc_release(struct proc *p)
-{
+	if (!p)
+		return;
 	procmaps_free(p->maps);
 	if (p->maps_fd >= 0)
 		close(p->maps_fd);
@@ -65,41 +47,21 @@ static void proc_release(struct proc *p)
 	free(p);
 }
 
-static void lru_unlink(struct proctable *pt, struct proc *p)
+struct proctable *proctable_new(uint32_t capacity, proc_open_fn open_fn,
+				void *ctx)
 {
-	if (p->lru_prev)
-		p->lru_prev->lru_next = p->lru_next;
-	else
-		pt->lru_head = p->lru_next;
-	if (p->lru_next)
-		p->lru_next->lru_prev = p->lru_prev;
-	else
-		pt->lru_tail = p->lru_prev;
-	p->lru_prev = p->lru_next = NULL;
-}
+	struct proctable *pt = calloc(1, sizeof(*pt));
 
-static void lru_push_front(struct proctable *pt, struct proc *p)
-{
-	p->lru_prev = NULL;
-	p->lru_next = pt->lru_head;
-	if (pt->lru_head)
-		pt->lru_head->lru_prev = p;
-	pt->lru_head = p;
-	if (!pt->lru_tail)
-		pt->lru_tail = p;
-}
-
-static void pt_remove(struct proctable *pt, struct proc *p)
-{
-	struct proc **pp = &pt->buckets[pt_hash(pt, p->pid, p->start_time)];
-
-	while (*pp && *pp != p)
-		pp = &(*pp)->hnext;
-	if (*pp)
-		*pp = p->hnext;
-	lru_unlink(pt, p);
-	pt->st.live--;
-	proc_release(p);
+	if (!pt)
+		return NULL;
+	pt->procs = lru_new(capacity, proc_release);
+	if (!pt->procs) {
+		free(pt);
+		return NULL;
+	}
+	pt->open_fn = open_fn;
+	pt->ctx = ctx;
+	return pt;
 }
 
 struct proctable *proctable_new_files(uint32_t capacity,
@@ -116,9 +78,7 @@ void proctable_free(struct proctable *pt)
 {
 	if (!pt)
 		return;
-	while (pt->lru_head)
-		pt_remove(pt, pt->lru_head);
-	free(pt->buckets);
+	lru_free(pt->procs);
 	free(pt);
 }
 
@@ -229,35 +189,17 @@ static void proc_load(struct proctable *pt, struct proc *p)
 	pt->st.bad_map_lines += procmaps_bad_lines(p->maps);
 }
 
-static struct proc *pt_find(struct proctable *pt, uint32_t pid, uint64_t st)
-{
-	struct proc *p = pt->buckets[pt_hash(pt, pid, st)];
-
-	while (p && !(p->pid == pid && p->start_time == st))
-		p = p->hnext;
-	return p;
-}
-
 struct proc *proctable_get(struct proctable *pt, uint32_t pid,
 			   uint64_t start_time, const char *comm,
 			   uint64_t now_ns)
 {
+	struct proc_key k = key_of(pid, start_time);
 	struct proc *p;
-	uint32_t b;
+	bool found;
 
-	pt->st.lookups++;
-	p = pt_find(pt, pid, start_time);
-	if (p) {
-		pt->st.hits++;
-		lru_unlink(pt, p);
-		lru_push_front(pt, p);
+	p = lru_get(pt->procs, &k, sizeof(k), &found);
+	if (found)
 		return p;
-	}
-	pt->st.misses++;
-	if (pt->st.live >= pt->capacity) {
-		pt->st.evictions++;
-		pt_remove(pt, pt->lru_tail);
-	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
@@ -267,11 +209,11 @@ struct proc *proctable_get(struct proctable *pt, uint32_t pid,
 	p->refreshed_ns = now_ns;
 	snprintf(p->comm, sizeof(p->comm), "%s", comm ? comm : "");
 	proc_load(pt, p);
-	b = pt_hash(pt, pid, start_time);
-	p->hnext = pt->buckets[b];
-	pt->buckets[b] = p;
-	lru_push_front(pt, p);
-	pt->st.live++;
+	/* may evict the least recently used process, never this one */
+	if (lru_put(pt->procs, &k, sizeof(k), p) < 0) {
+		proc_release(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -293,13 +235,20 @@ int proctable_refresh(struct proctable *pt, struct proc *p, uint64_t now_ns)
 
 void proctable_forget(struct proctable *pt, uint32_t pid, uint64_t start_time)
 {
-	struct proc *p = pt_find(pt, pid, start_time);
+	struct proc_key k = key_of(pid, start_time);
 
-	if (p)
-		pt_remove(pt, p);
+	(void)lru_del(pt->procs, &k, sizeof(k));
 }
 
 void proctable_stats(const struct proctable *pt, struct proctable_stats *st)
 {
+	struct lru_stats ls;
+
+	lru_get_stats(pt->procs, &ls);
 	*st = pt->st;
+	st->hits = ls.hits;
+	st->misses = ls.misses;
+	st->evictions = ls.evictions;
+	st->lookups = ls.hits + ls.misses;
+	st->live = lru_len(pt->procs);
 }

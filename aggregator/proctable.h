@@ -42,8 +42,6 @@ struct proc {
 	struct labelset target;
 	uint64_t refreshed_ns;
 	uint64_t samples;
-	/* private */
-	struct proc *hnext, *lru_prev, *lru_next;
 };
 
 /* Returns 0 and two fds, or -errno. In production: probe_open_proc. */

@@ -312,3 +312,31 @@ Test(symcache, module_name_fallback)
 	cr_expect_str_eq(symcache_module_name(NULL), "[unknown]");
 	cr_expect_str_eq(symcache_module_name("/weird/dir/"), "/weird/dir/");
 }
+
+static int lru_freed;
+
+static void lru_count_free(void *v)
+{
+	(void)v;
+	lru_freed++;
+}
+
+Test(lru, del_removes_and_frees_once)
+{
+	struct lru *l = lru_new(2, lru_count_free);
+	int a = 1, b = 2;
+	bool found;
+
+	cr_assert_not_null(l);
+	cr_assert_eq(lru_put(l, "a", 1, &a), 0);
+	cr_assert_eq(lru_put(l, "b", 1, &b), 0);
+	cr_expect_eq(lru_del(l, "a", 1), 0);
+	cr_expect_eq(lru_freed, 1);
+	cr_expect_eq(lru_len(l), 1);
+	cr_expect_null(lru_get(l, "a", 1, &found));
+	cr_expect(!found);
+	cr_expect_eq(lru_del(l, "a", 1), -ENOENT);
+	cr_expect_eq(lru_freed, 1);
+	lru_free(l);
+	cr_expect_eq(lru_freed, 2);
+}
