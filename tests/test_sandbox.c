@@ -644,6 +644,28 @@ static int count_profiles(const char *dir)
 	return atoi(out);
 }
 
+/*
+ * Local files whose un-gzipped content the receiver never logged (it logs
+ * the sha256 of each profile it un-gzipped): the same interval's profile
+ * must go to both sinks byte for byte.
+ */
+static int local_not_uploaded(const char *dir, const char *log)
+{
+	char cmd[1024], out[32] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "n=0; for f in $(find %s/profiles -name '*.pb.gz'); do "
+		 "h=$(gunzip -c \"$f\" | sha256sum | cut -d' ' -f1); "
+		 "grep -q \"$h\" %s || n=$((n+1)); done; echo $n", dir, log);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	if (!fgets(out, sizeof(out), p))
+		out[0] = '\0';
+	pclose(p);
+	return out[0] ? atoi(out) : -1;
+}
+
 /* The config the e2e recording runs with: local folder and an upload. */
 static void write_e2e_config(const char *dir, int port)
 {
@@ -703,6 +725,9 @@ Test(sandbox, e2e_zero_violations, .timeout = 60)
 		     "(see %s)", err);
 	n = count_profiles(out);
 	cr_expect_gt(n, 0, "no profiles written under %s/profiles", out);
+	cr_expect_eq(local_not_uploaded(out, r.log), 0,
+		     "a profile in the local folder never reached the "
+		     "receiver with the same content (%s, %s)", out, r.log);
 	if (rc == 0 && n > 0 && file_has(err, "seccomp violation") == 0) {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s %s", out, err);
 		(void)!system(cmd);
