@@ -607,6 +607,40 @@ static inline void free_strv(char **v)
 	free(v);
 }
 
+/*
+ * `go tool pprof -raw -symbolize=none` over every profile in pdir, merged,
+ * into raw (stderr into err). Returns the exit status, -1 when pdir holds
+ * no profile. -symbolize=none: the names must come from splitprof.
+ */
+static inline int pprof_raw_status(const char *pdir, const char *raw,
+				   const char *err, int timeout_ms)
+{
+	char **files, **argv;
+	size_t n, i;
+	bool slow;
+	int status = -1;
+	pid_t pid;
+
+	files = list_profiles(pdir, &n);
+	if (n == 0)
+		goto out;
+	argv = calloc(n + 6, sizeof(*argv));	/* 5 fixed, NULL */
+	cr_assert_not_null(argv, "out of memory");
+	argv[0] = "go";
+	argv[1] = "tool";
+	argv[2] = "pprof";
+	argv[3] = "-raw";
+	argv[4] = "-symbolize=none";
+	for (i = 0; i < n; i++)
+		argv[5 + i] = files[i];
+	pid = spawn(argv, raw, err, SIGKILL);
+	status = pid > 0 ? wait_or_kill(pid, timeout_ms, &slow) : -1;
+	free(argv);
+out:
+	free_strv(files);
+	return status;
+}
+
 static inline bool in_path(const char *prog)
 {
 	char buf[PATH_MAX], *save = NULL, *dir;

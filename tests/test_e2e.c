@@ -158,11 +158,6 @@ static void record(const char *dir, const char *bdir, FILE *st)
 static int run_pprof(const char *dir, const char *comm)
 {
 	char pdir[PATH_MAX], raw[PATH_MAX], err[PATH_MAX], rel[PATH_MAX];
-	char **files, **argv;
-	size_t n, i;
-	bool slow;
-	int status = -1;
-	pid_t pid;
 
 	snprintf(rel, sizeof(rel), "profiles/%s", comm);
 	path_join(pdir, dir, rel);
@@ -170,24 +165,7 @@ static int run_pprof(const char *dir, const char *comm)
 	path_join(raw, dir, rel);
 	snprintf(rel, sizeof(rel), "%s.pprof.err", comm);
 	path_join(err, dir, rel);
-	files = list_profiles(pdir, &n);
-	if (n == 0)
-		goto out;
-	argv = calloc(n + 6, sizeof(*argv));	/* 5 fixed, NULL */
-	cr_assert_not_null(argv, "out of memory");
-	argv[0] = "go";
-	argv[1] = "tool";
-	argv[2] = "pprof";
-	argv[3] = "-raw";
-	argv[4] = "-symbolize=none";	/* names must come from splitprof */
-	for (i = 0; i < n; i++)
-		argv[5 + i] = files[i];
-	pid = spawn(argv, raw, err, SIGKILL);
-	status = pid > 0 ? wait_or_kill(pid, E2E_PPROF_MS, &slow) : -1;
-	free(argv);
-out:
-	free_strv(files);
-	return status;
+	return pprof_raw_status(pdir, raw, err, E2E_PPROF_MS);
 }
 
 /* Records and analyses unless another test already did; waits on the lock

@@ -293,27 +293,11 @@ static void read_tail(const char *path, char *buf, size_t cap)
 /* `go tool pprof -raw` over all profiles in pdir, merged, into raw. */
 static void pprof_raw(const char *pdir, const char *raw, const char *err)
 {
-	char **files, **argv, msg[4096];
-	size_t n, i;
-	bool slow;
+	char msg[4096];
 	int status;
-	pid_t pid;
 
-	files = list_profiles(pdir, &n);
-	cr_assert(n > 0, "no *.pb.gz in %s", pdir);
-	argv = calloc(n + 6, sizeof(*argv));
-	cr_assert_not_null(argv, "out of memory");
-	argv[0] = "go";
-	argv[1] = "tool";
-	argv[2] = "pprof";
-	argv[3] = "-raw";
-	argv[4] = "-symbolize=none";	/* names must come from splitprof */
-	for (i = 0; i < n; i++)
-		argv[5 + i] = files[i];
-	pid = spawn(argv, raw, err, SIGKILL);
-	status = pid > 0 ? wait_or_kill(pid, TG_PPROF_MS, &slow) : -1;
-	free(argv);
-	free_strv(files);
+	status = pprof_raw_status(pdir, raw, err, TG_PPROF_MS);
+	cr_assert(status != -1, "no *.pb.gz in %s, or go did not start", pdir);
 	read_tail(err, msg, sizeof(msg));
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "go tool pprof -raw %s/*.pb.gz failed (0x%x):\n%s", pdir,
