@@ -27,6 +27,7 @@
 
 #include "broker.h"
 #include "sp_ctl.h"
+#include "ctl_util.h"
 #include "sp_log.h"
 
 #define REQUIRE_ROOT()							\
@@ -894,32 +895,6 @@ ParameterizedTestParameters(broker, malformed_request_closes)
 
 	return cr_make_param_array(struct bad_request, cases,
 				   sizeof(cases) / sizeof(cases[0]));
-}
-
-static void raw_send(int sock, const void *buf, size_t len, const int *fds,
-		     unsigned int nfds)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 8)];
-	} cbuf;
-	struct iovec iov = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-
-	cr_assert_leq(nfds, 8);
-	if (nfds) {
-		memset(&cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	cr_assert_eq(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len,
-		     "sendmsg: %s", strerror(errno));
 }
 
 static void send_datagram(int sock, uint32_t type, uint32_t len,

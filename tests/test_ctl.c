@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sp_ctl.h"
+#include "ctl_util.h"
 
 static int count_fds(void)
 {
@@ -49,33 +50,6 @@ static void close_all(int *fds, unsigned int n)
 
 	for (i = 0; i < n; i++)
 		close(fds[i]);
-}
-
-/* Send raw bytes with nfds fds, bypassing sp_ctl_send's own limits. */
-static void raw_send(int sock, const void *buf, size_t len, const int *fds,
-		     unsigned int nfds)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 16)];
-	} cbuf;
-	struct iovec iov = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-
-	cr_assert_leq(nfds, 16);
-	if (nfds) {
-		memset(&cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	cr_assert_eq(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len,
-		     "sendmsg: %s", strerror(errno));
 }
 
 struct bad_msg {

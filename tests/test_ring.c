@@ -23,6 +23,7 @@
 
 #include "sp_barrier.h"
 #include "sp_ring.h"
+#include "ring_util.h"
 
 #ifndef F_SEAL_EXEC
 #define F_SEAL_EXEC	0x0020
@@ -388,43 +389,6 @@ struct stress_result {
 	struct sp_consumer_stats st;
 };
 
-static int send_fds(int sock, const struct sp_ring_fds *fds)
-{
-	int v[3] = { fds->data_fd, fds->cons_fd, fds->event_fd };
-	char cbuf[CMSG_SPACE(sizeof(v))] = { 0 }, byte = 'R';
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(v));
-	memcpy(CMSG_DATA(cm), v, sizeof(v));
-	return sendmsg(sock, &m, 0) == 1 ? 0 : -1;
-}
-
-static int recv_fds(int sock, struct sp_ring_fds *fds)
-{
-	int v[3];
-	char cbuf[CMSG_SPACE(sizeof(v))], byte;
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *cm;
-
-	if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1 ||
-	    (m.msg_flags & MSG_CTRUNC))
-		return -1;
-	cm = CMSG_FIRSTHDR(&m);
-	if (!cm || cm->cmsg_level != SOL_SOCKET ||
-	    cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(v)))
-		return -1;
-	memcpy(v, CMSG_DATA(cm), sizeof(v));
-	*fds = (struct sp_ring_fds){ v[0], v[1], v[2] };
-	return 0;
-}
-
 static void signal_space(int space_fd)
 {
 	uint64_t one = 1;
@@ -471,7 +435,7 @@ static int stress_consumer(int sock, int space_fd)
 	struct sp_ring_fds fds;
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (recv_fds(sock, &fds) < 0 || sp_consumer_open(&fds, &c) < 0)
+	if (ring_recv_fds(sock, &fds) < 0 || sp_consumer_open(&fds, &c) < 0)
 		return 2;
 	while (res.records < STRESS_RECORDS && res.bad_content == 0) {
 		if (stress_drain(c, &res, space_fd))
@@ -537,7 +501,7 @@ Test(ring, two_process_stress_no_loss, .timeout = 60)
 	}
 	close(sv[1]);
 	p = new_producer(STRESS_RING);
-	cr_assert_eq(send_fds(sv[0], sp_producer_fds(p)), 0);
+	cr_assert_eq(ring_send_fds(sv[0], sp_producer_fds(p)), 0);
 	stress_produce(p, space);
 	cr_assert_eq(read(sv[0], &res, sizeof(res)), (ssize_t)sizeof(res));
 	cr_assert_eq(waitpid(pid, &status, 0), pid);

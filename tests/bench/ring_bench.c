@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "sp_ring.h"
+#include "../ring_util.h"
 
 #define RING_SIZE	(4u << 20)
 #define SPACE_EVERY	1024
@@ -44,43 +45,6 @@ static double now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int send_fds(int sock, const struct sp_ring_fds *fds)
-{
-	int v[3] = { fds->data_fd, fds->cons_fd, fds->event_fd };
-	char cbuf[CMSG_SPACE(sizeof(v))] = { 0 }, byte = 'R';
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(v));
-	memcpy(CMSG_DATA(cm), v, sizeof(v));
-	return sendmsg(sock, &m, 0) == 1 ? 0 : -errno;
-}
-
-static int recv_fds(int sock, struct sp_ring_fds *fds)
-{
-	int v[3];
-	char cbuf[CMSG_SPACE(sizeof(v))], byte;
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *cm;
-
-	if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1 ||
-	    (m.msg_flags & MSG_CTRUNC))
-		return -EBADMSG;
-	cm = CMSG_FIRSTHDR(&m);
-	if (!cm || cm->cmsg_level != SOL_SOCKET ||
-	    cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(v)))
-		return -EBADMSG;
-	memcpy(v, CMSG_DATA(cm), sizeof(v));
-	*fds = (struct sp_ring_fds){ v[0], v[1], v[2] };
-	return 0;
 }
 
 static void signal_fd(int fd)
@@ -130,7 +94,7 @@ static int consumer_main(int sock, int space_fd, const struct bench_case *bc)
 	struct sp_ring_fds fds;
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (recv_fds(sock, &fds) < 0 || sp_consumer_open(&fds, &c) < 0)
+	if (ring_recv_fds(sock, &fds) < 0 || sp_consumer_open(&fds, &c) < 0)
 		return 2;
 	while (res.records < bc->count) {
 		if (consume_some(c, &res, bc->rec, space_fd))
@@ -185,7 +149,7 @@ static double bench_ring(const struct bench_case *bc)
 	}
 	close(sv[1]);
 	if (pid < 0 || space < 0 || sp_producer_create(RING_SIZE, &p) < 0 ||
-	    send_fds(sv[0], sp_producer_fds(p)) < 0)
+	    ring_send_fds(sv[0], sp_producer_fds(p)) < 0)
 		goto out;
 	t0 = now();
 	produce(p, space, bc);
