@@ -124,6 +124,7 @@ int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out)
 	pb->skel->rodata->collect_kernel = o->kernel_stacks;
 	ring = probe_pow2_clamp((uint64_t)o->sample_rate * pb->ncpu * REC_MAX *
 				BPF_RING_SLACK, BPF_RING_MIN, BPF_RING_MAX);
+	pb->skel->rodata->wake_bytes = ring / 8;	/* the drain timer does the rest */
 	err = bpf_map__set_max_entries(pb->skel->maps.events, (__u32)ring);
 	if (!err)
 		err = profile__load(pb->skel);

@@ -36,10 +36,11 @@
 #define RING_SECONDS	4	/* of samples at 1 KiB each the ring absorbs */
 #define CHILD_WAIT_SEC	10
 #define MSGS_PER_WAKE	64	/* a chatty aggregator can't starve sampling */
+#define DRAIN_MS	200	/* BPF wakes us per batch only (profile.bpf.c) */
 #define MAX_DEBUG_DIRS	4
 #define NSEC		1000000000ull
 
-enum { EV_BPF = 1, EV_LISTEN, EV_CONN, EV_SIGNAL, EV_TIMER };
+enum { EV_BPF = 1, EV_LISTEN, EV_CONN, EV_SIGNAL, EV_TIMER, EV_DRAIN };
 
 struct probe {
 	const char *socket_path;
@@ -51,7 +52,7 @@ struct probe {
 	const char *debug_dirs[MAX_DEBUG_DIRS + 2]; /* + /usr/lib/debug, NULL */
 	unsigned int n_debug_dirs;
 	bool allow_cmdline;		/* --discover-commandline */
-	int epfd, sigfd, timerfd, listen_fd, conn_fd, kallsyms_fd;
+	int epfd, sigfd, timerfd, drainfd, listen_fd, conn_fd, kallsyms_fd;
 	struct probe_bpf *bpf;
 	struct broker *broker;
 	struct sp_producer *prod;	/* exists while an aggregator does */
@@ -406,6 +407,10 @@ static void run(struct probe *p)
 			case EV_LISTEN: on_accept(p); break;
 			case EV_CONN: on_conn(p); break;
 			case EV_SIGNAL: on_signal(p); break;
+			case EV_DRAIN:	/* a timer: a request flood can't delay it */
+				(void)!read(p->drainfd, &(uint64_t){ 0 }, 8);
+				on_bpf(p);
+				break;
 			case EV_TIMER:
 				log_info("duration elapsed, stopping");
 				p->stop = true;
@@ -418,7 +423,9 @@ static void run(struct probe *p)
 static void setup_events(struct probe *p)
 {
 	struct itimerspec it = { .it_value = { .tv_sec = (time_t)(p->duration_ns / NSEC),
-		.tv_nsec = (long)(p->duration_ns % NSEC) } };
+		.tv_nsec = (long)(p->duration_ns % NSEC) } }, drain = {
+		.it_interval.tv_nsec = DRAIN_MS * 1000000L,
+		.it_value.tv_nsec = DRAIN_MS * 1000000L };
 	sigset_t ss;
 
 	sigemptyset(&ss);
@@ -431,11 +438,14 @@ static void setup_events(struct probe *p)
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	p->sigfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	p->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (p->epfd < 0 || p->sigfd < 0 || p->timerfd < 0 ||
-	    timerfd_settime(p->timerfd, 0, &it, NULL) < 0)
+	p->drainfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (p->epfd < 0 || p->sigfd < 0 || p->timerfd < 0 || p->drainfd < 0 ||
+	    timerfd_settime(p->timerfd, 0, &it, NULL) < 0 ||
+	    timerfd_settime(p->drainfd, 0, &drain, NULL) < 0)
 		fatal("epoll/signalfd/timerfd");
 	ep_add(p, p->sigfd, EV_SIGNAL);
 	ep_add(p, p->timerfd, EV_TIMER);
+	ep_add(p, p->drainfd, EV_DRAIN);
 }
 
 static void setup_bpf(struct probe *p)

@@ -252,6 +252,7 @@ Test(probe, samples_stacks_and_process_events, .timeout = 40)
 {
 	static unsigned char buf[SP_REC_MAX];
 	struct sample_tally t = { 0 };
+	struct sp_ring_stats rs;
 	struct probe_proc pp;
 	struct sp_msg_hello h;
 	struct sp_consumer *c;
@@ -282,9 +283,15 @@ Test(probe, samples_stacks_and_process_events, .timeout = 40)
 	cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
 		(double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 	rate = t.samples / cpu_s;
+	sp_consumer_producer_stats(c, &rs);
 	cr_log_info("child: %u samples over %.2f s of CPU = %.1f Hz, %u with "
-		    "own text in the user stack, %u kernel stacks", t.samples,
-		    cpu_s, rate, t.user_in_text, t.kernel_ok);
+		    "own text in the user stack, %u kernel stacks; ring: %llu "
+		    "records %llu dropped %llu bpf_lost %llu idle", t.samples,
+		    cpu_s, rate, t.user_in_text, t.kernel_ok,
+		    (unsigned long long)rs.records,
+		    (unsigned long long)rs.dropped_records,
+		    (unsigned long long)rs.bpf_lost,
+		    (unsigned long long)rs.idle_samples);
 	cr_expect(rate > 97 * 0.8 && rate < 97 * 1.2,
 		  "sample rate %.1f Hz not within 20%% of 97", rate);
 	cr_expect_geq(t.user_in_text, t.samples / 2,
