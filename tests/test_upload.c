@@ -435,7 +435,8 @@ Test(upload, two_endpoints_slow_one_does_not_block, .timeout = 30)
 	PUMP_UNTIL(&e, stats(&e, 1).sent_profiles == 3, 4000);
 	t_fast = now_ms() - t0;
 	cr_assert_eq(stats(&e, 1).sent_profiles, 3);
-	cr_assert_lt(t_fast, 1500, "fast endpoint took %lld ms", (long long)t_fast);
+	/* well under the slow one's 5 s, with room for a loaded machine */
+	cr_assert_lt(t_fast, 3000, "fast endpoint took %lld ms", (long long)t_fast);
 	cr_assert_eq(stats(&e, 0).sent_profiles, 0, "slow one still busy");
 	PUMP_UNTIL(&e, stats(&e, 0).sent_profiles >= 1, 8000);
 	t_slow = now_ms() - t0;
@@ -471,7 +472,7 @@ Test(upload, retries_with_growing_backoff)
 	struct cfg_endpoint c;
 	struct upload_stats st;
 	char line[1 << 14], err[UPLOAD_ERR_MAX];
-	long long t[6], gap, prev = 0;
+	long long t[6], gap;
 	struct env e;
 	struct prof p;
 	int i;
@@ -498,18 +499,21 @@ Test(upload, retries_with_growing_backoff)
 		t[i] = json_int(line, "t_ms");
 	}
 	/*
-	 * Retry k waits in [10*2^(k-1), 10*2^k) ms, capped at 200: the gaps
-	 * grow (a little slack for scheduling), and the one after the
-	 * timeout also holds the 500 ms the attempt took.
+	 * Retry k waits in [10*2^(k-1), 10*2^k) ms, capped at 200, and the one
+	 * after the timeout also holds the 500 ms the attempt took. Only the
+	 * lower bounds are asserted: a loaded machine delays a timer, never
+	 * fires it early, so comparing one gap with the previous one (which
+	 * may have been stretched) would fail at random. Lower bounds that
+	 * double from 10 to 160 ms already prove the growth.
 	 */
 	for (i = 1; i < 6; i++) {
 		long long lo = 10ll << (i - 1);
 
 		gap = t[i] - t[i - 1];
 		cr_log_info("retry %d after %lld ms", i, gap);
-		cr_assert_geq(gap, (lo > 200 ? 200 : lo) - 2);
-		cr_assert_geq(gap, prev - 5, "gap %d shrank: %lld < %lld", i, gap, prev);
-		prev = gap;
+		cr_assert_geq(gap, (lo > 200 ? 200 : lo) - 2,
+			      "retry %d after %lld ms, before its backoff", i,
+			      gap);
 	}
 	cr_assert_geq(t[5] - t[4], 500);
 	last_error(&e, 0, err);
