@@ -52,6 +52,7 @@ struct opts {
 	int control_fd;
 	int output_dir_fd;
 	bool check_config;
+	bool probe_flags;
 	bool already_confined;
 	bool sandbox_debug;
 	int verbose;
@@ -100,6 +101,13 @@ static void usage(FILE *f)
 "connects to the probe's socket.\n\n"
 "  -c, --config FILE          YAML configuration (see README); flags override it\n"
 "  --check-config             validate the configuration and exit (-v prints it)\n"
+"  --probe-flags              validate the configuration, print the probe flags\n"
+"                             it implies (one per line: sample rate, stack\n"
+"                             switches, command lines) and exit; the launcher\n"
+"                             uses this so that one file configures both\n"
+"  --sample-rate HZ           expected probe rate, overrides sample_rate (97)\n"
+"  --no-user-stacks           overrides collect_user_profile: true\n"
+"  --no-kernel-stacks         overrides collect_kernel_profile: true\n"
 "  --socket PATH              probe control socket (default /run/splitprof/probe.sock)\n"
 "  --control-fd N             use an inherited, connected control socket instead\n"
 "  --output-dir DIR           where profiles are written (default ./profiles)\n"
@@ -160,12 +168,16 @@ enum {
 	OPT_INTERVAL, OPT_EVENT_LOOP, OPT_PID_CACHE, OPT_BUILD_ID_CACHE,
 	OPT_SAME_FILE_CACHE, OPT_RET_FILES, OPT_RET_BYTES, OPT_VERSION,
 	OPT_USER, OPT_CONFINED, OPT_SANDBOX_DEBUG, OPT_CHECK_CONFIG,
-	OPT_CMDLINE,
+	OPT_CMDLINE, OPT_PROBE_FLAGS, OPT_RATE, OPT_NO_USER, OPT_NO_KERNEL,
 };
 
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+	{ "probe-flags", no_argument, NULL, OPT_PROBE_FLAGS },
+	{ "sample-rate", required_argument, NULL, OPT_RATE },
+	{ "no-user-stacks", no_argument, NULL, OPT_NO_USER },
+	{ "no-kernel-stacks", no_argument, NULL, OPT_NO_KERNEL },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
 	{ "output-dir", required_argument, NULL, OPT_OUTPUT_DIR },
@@ -202,6 +214,12 @@ static void parse_one(struct opts *o, int c, const char *arg)
 	switch (c) {
 	case 'c': break;			/* loaded in the first pass */
 	case OPT_CHECK_CONFIG: o->check_config = true; break;
+	case OPT_PROBE_FLAGS: o->probe_flags = true; break;
+	case OPT_RATE:
+		cfg->sample_rate = parse_u32_opt("sample-rate", arg, 10000);
+		break;
+	case OPT_NO_USER: cfg->collect_user_profile = false; break;
+	case OPT_NO_KERNEL: cfg->collect_kernel_profile = false; break;
 	case OPT_SOCKET: set_str(&cfg->socket_path, arg); break;
 	case OPT_CONTROL_FD: o->control_fd = parse_fd_opt("control-fd", arg); break;
 	case OPT_OUTPUT_DIR: set_str(&cfg->output_dir, arg); break;
@@ -800,14 +818,27 @@ static int check_config(const struct opts *o)
 {
 	char err[CFG_ERR_MAX];
 	struct targets *t = targets_new(o->cfg, err, sizeof(err));
+	const struct config *c = o->cfg;
 
 	if (!t)
 		fatalx("%s", err);
 	targets_free(t);
-	check_unsupported(o->cfg);	/* what start-up would refuse, refused here */
+	check_unsupported(c);	/* what start-up would refuse, refused here */
+	if (o->probe_flags) {
+		/*
+		 * Read by the launcher (as root) before it starts the probe:
+		 * one flag per line, only these four shapes, which it
+		 * checks line by line.
+		 */
+		printf("--sample-rate=%u\n%s%s%s", c->sample_rate,
+		       c->collect_user_profile ? "" : "--no-user-stacks\n",
+		       c->collect_kernel_profile ? "" : "--no-kernel-stacks\n",
+		       c->discover_commandline ? "--discover-commandline\n" : "");
+		return fflush(stdout) == 0 ? 0 : 1;
+	}
 	if (o->verbose)
-		(void)config_dump(o->cfg, stdout);
-	printf("%s: OK\n", o->cfg->path ? o->cfg->path : "(defaults)");
+		(void)config_dump(c, stdout);
+	printf("%s: OK\n", c->path ? c->path : "(defaults)");
 	return 0;
 }
 
@@ -837,7 +868,8 @@ static void setup_attribution(struct agg *a)
 			  strerror(-r));
 }
 
-/* The probe samples with its own flags; the config cannot change them. */
+/* The probe samples with its own flags (the launcher derives them from the
+ * same file); a separately started probe may disagree: say so. */
 static void check_probe_settings(const struct agg *a, const struct probe_hello *h)
 {
 	const struct config *c = a->o.cfg;
@@ -868,7 +900,7 @@ int main(int argc, char **argv)
 	parse_opts(&a.o, argc, argv);
 	log_init("aggregator", a.o.verbose ? SP_LOG_INFO + a.o.verbose - 1
 					   : SP_LOG_INFO);
-	if (a.o.check_config)
+	if (a.o.check_config || a.o.probe_flags)
 		return check_config(&a.o);
 	check_unsupported(a.o.cfg);
 	setup_attribution(&a);

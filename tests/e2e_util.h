@@ -483,6 +483,20 @@ static inline void pp_free(struct pp_profile *p)
  * Processes and files.
  * ------------------------------------------------------------------------ */
 
+/* The first cap-1 bytes of path as a string ("" if it can't be read). */
+static inline void slurp(const char *path, char *buf, size_t cap)
+{
+	size_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	buf[0] = '\0';
+	if (!f)
+		return;
+	n = fread(buf, 1, cap - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
 static inline void path_join(char *out, const char *a, const char *b)
 {
 	int n = snprintf(out, PATH_MAX, "%s/%s", a, b);

@@ -58,19 +58,6 @@ static void cd_fini(void)
 
 TestSuite(config_docs, .init = cd_init, .fini = cd_fini, .timeout = 60);
 
-static void slurp(const char *path, char *buf, size_t cap)
-{
-	size_t n = 0;
-	FILE *f = fopen(path, "r");
-
-	buf[0] = '\0';
-	if (!f)
-		return;
-	n = fread(buf, 1, cap - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-}
-
 /* The repository root: where README.md is, from the cwd or the build
  * folder's parent. */
 static void repo_file(const char *rel, char *out)
