@@ -754,6 +754,13 @@ static void print_summary(struct agg *a)
 	       (unsigned long long)ss.user_frames,
 	       (unsigned long long)ss.kernel_named,
 	       (unsigned long long)ss.kernel_frames);
+	printf("  symbols: %llu ELF files unreadable or hostile; %llu debug "
+	       "files used (%llu by .gnu_debuglink), %llu rejected (other "
+	       "build, %llu of them by CRC)\n", (unsigned long long)ss.bad_elf,
+	       (unsigned long long)ss.debug_files,
+	       (unsigned long long)ss.debuglink_files,
+	       (unsigned long long)(ss.bad_debug + ss.debuglink_crc_mismatch),
+	       (unsigned long long)ss.debuglink_crc_mismatch);
 	printf("  processes: %llu seen, %llu exec, %llu exit, %llu could not "
 	       "be opened\n", (unsigned long long)pts.misses,
 	       (unsigned long long)a->execs, (unsigned long long)a->exits,

@@ -60,6 +60,15 @@ int probe_open_mapping(struct probe_client *pc, uint32_t pid,
 		       uint64_t dev, uint64_t ino, int *fd);
 int probe_open_debug(struct probe_client *pc, uint32_t pid, uint64_t start_time,
 		     const uint8_t *build_id, uint32_t len, int *fd);
+/*
+ * The .gnu_debuglink file `name` of the file mapped at start-end (probe
+ * OPEN_DEBUGLINK). name must end in ".debug", hold no '/' and fit
+ * SP_DEBUGLINK_MAX: else -EINVAL here, before the probe would treat it as a
+ * protocol violation.
+ */
+int probe_open_debuglink(struct probe_client *pc, uint32_t pid,
+			 uint64_t start_time, uint64_t start, uint64_t end,
+			 uint64_t dev, uint64_t ino, const char *name, int *fd);
 
 void probe_client_stats(const struct probe_client *pc,
 			struct probe_client_stats *st);

@@ -53,6 +53,19 @@ static int open_debug_cb(void *arg, const uint8_t *id, size_t len)
 	return r < 0 ? r : fd;
 }
 
+static int open_debuglink_cb(void *arg, const char *name)
+{
+	struct open_ctx *oc = arg;
+	int fd = -1, r;
+
+	if (!oc->s->pc)
+		return -ENOTCONN;
+	r = probe_open_debuglink(oc->s->pc, oc->p->pid, oc->p->start_time,
+				 oc->e->start, oc->e->end, (uint64_t)oc->e->dev,
+				 oc->e->ino, name, &fd);
+	return r < 0 ? r : fd;
+}
+
 struct symbolizer *symbolizer_new(const struct symbolizer_config *cfg,
 				  struct probe_client *pc, int kallsyms_fd)
 {
@@ -60,6 +73,7 @@ struct symbolizer *symbolizer_new(const struct symbolizer_config *cfg,
 		.build_id_cache_size = cfg->build_id_cache_size,
 		.same_file_cache_size = cfg->same_file_cache_size,
 		.open_debug = open_debug_cb,
+		.open_debuglink = open_debuglink_cb,
 	};
 	struct symbolizer *s = calloc(1, sizeof(*s));
 
@@ -221,4 +235,7 @@ void symbolizer_stats(const struct symbolizer *s, struct symbolizer_stats *st)
 	st->cache_misses = cs.same_file.misses;
 	st->bad_elf = cs.bad_elf;
 	st->debug_files = cs.debug_files;
+	st->debuglink_files = cs.debuglink_files;
+	st->bad_debug = cs.bad_debug;
+	st->debuglink_crc_mismatch = cs.debuglink_crc_mismatch;
 }

@@ -40,6 +40,9 @@ struct symbolizer_stats {
 	uint64_t open_errors;		/* OPEN_MAPPING refused */
 	uint64_t bad_elf;		/* truncated/hostile ELF files */
 	uint64_t debug_files;		/* separate debug files used */
+	uint64_t debuglink_files;	/* of which found by .gnu_debuglink */
+	uint64_t bad_debug;		/* debug files unusable/other build */
+	uint64_t debuglink_crc_mismatch; /* debuglink file with a wrong CRC */
 	uint64_t cache_hits, cache_misses;
 	uint64_t kallsyms_symbols;
 };

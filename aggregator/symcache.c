@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "symcache.h"
 
@@ -21,7 +22,9 @@ struct symcache {
 	struct lru *by_build_id;
 	struct lru *by_file;
 	symcache_open_debug_fn open_debug;
+	symcache_open_debuglink_fn open_debuglink;
 	uint64_t bad_elf, negative_hits, open_errors, debug_files, bad_debug;
+	uint64_t debuglink_files, crc_mismatch;
 };
 
 static void scval_put(void *p)
@@ -47,6 +50,7 @@ struct symcache *symcache_new(const struct symcache_opts *opts)
 	sc->by_build_id = lru_new(nb, scval_put);
 	sc->by_file = lru_new(nf, scval_put);
 	sc->open_debug = opts->open_debug;
+	sc->open_debuglink = opts->open_debuglink;
 	if (!sc->by_build_id || !sc->by_file) {
 		symcache_free(sc);
 		return NULL;
@@ -72,26 +76,71 @@ static bool same_build(const struct elfsym *a, const struct elfsym *b)
 	return la == lb && memcmp(ia, ib, la) == 0;
 }
 
-static void attach_debug(struct symcache *sc, struct elfsym *es, void *ctx)
+/* zlib's CRC-32 is the one gdb and objcopy use for .gnu_debuglink. */
+static int file_crc32(int fd, uint32_t *crc)
+{
+	static unsigned char buf[1 << 16];
+	uLong c = crc32(0L, Z_NULL, 0);
+	off_t off = 0;
+	ssize_t n;
+
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		c = crc32(c, buf, (uInt)n);
+		off += n;
+	}
+	*crc = (uint32_t)c;
+	return n < 0 ? -errno : 0;
+}
+
+/* Merges the debug file in fd (closed here); true if it was usable. With a
+ * build id on both sides they must match; a debuglink file needs its CRC. */
+static bool merge_debug_fd(struct symcache *sc, struct elfsym *es, int fd,
+			   const uint32_t *want_crc)
 {
 	struct elfsym *dbg = NULL;
 	const uint8_t *id;
-	size_t len = elfsym_build_id_raw(es, &id);
-	int fd, ret;
+	uint32_t crc = 0;
+	bool ok = false;
 
-	if (!sc->open_debug || len == 0)
-		return;
-	fd = sc->open_debug(ctx, id, len);
-	if (fd < 0)
-		return;
-	ret = elfsym_open_fd(fd, &dbg);
+	if (want_crc && (file_crc32(fd, &crc) < 0 || crc != *want_crc)) {
+		sc->crc_mismatch++;
+		(void)close(fd);
+		return false;
+	}
+	if (elfsym_open_fd(fd, &dbg) == 0 &&
+	    (same_build(es, dbg) ||
+	     (want_crc && elfsym_build_id_raw(dbg, &id) == 0)) &&
+	    elfsym_has_symbols(dbg) && elfsym_merge(es, dbg) == 0)
+		ok = true;
 	(void)close(fd);
-	if (ret == 0 && same_build(es, dbg) && elfsym_has_symbols(dbg) &&
-	    elfsym_merge(es, dbg) == 0)
+	elfsym_free(dbg);
+	if (ok)
 		sc->debug_files++;
 	else
 		sc->bad_debug++;
-	elfsym_free(dbg);
+	return ok;
+}
+
+/* gdb's order: the build-id file, then the debuglink. */
+static void attach_debug(struct symcache *sc, struct elfsym *es, void *ctx)
+{
+	const uint8_t *id;
+	size_t len = elfsym_build_id_raw(es, &id);
+	const char *link;
+	uint32_t crc;
+	int fd;
+
+	if (sc->open_debug && len) {
+		fd = sc->open_debug(ctx, id, len);
+		if (fd >= 0 && merge_debug_fd(sc, es, fd, NULL))
+			return;
+	}
+	link = elfsym_debuglink(es, &crc);
+	if (!sc->open_debuglink || !link)
+		return;
+	fd = sc->open_debuglink(ctx, link);
+	if (fd >= 0 && merge_debug_fd(sc, es, fd, &crc))
+		sc->debuglink_files++;
 }
 
 /* Parses a freshly opened file; NULL (and a counter) when it is not usable. */
@@ -200,7 +249,9 @@ void symcache_get_stats(const struct symcache *sc, struct symcache_stats *st)
 	st->negative_hits = sc->negative_hits;
 	st->open_errors = sc->open_errors;
 	st->debug_files = sc->debug_files;
+	st->debuglink_files = sc->debuglink_files;
 	st->bad_debug = sc->bad_debug;
+	st->debuglink_crc_mismatch = sc->crc_mismatch;
 }
 
 const char *symcache_module_name(const char *path)

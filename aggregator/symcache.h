@@ -26,11 +26,15 @@ typedef int (*symcache_open_fn)(void *ctx);
 /* Opens the debug file of a build id (probe OPEN_DEBUG); fd or -errno. */
 typedef int (*symcache_open_debug_fn)(void *ctx, const uint8_t *build_id,
 				      size_t len);
+/* Opens the .gnu_debuglink file `name` of the file being parsed (probe
+ * OPEN_DEBUGLINK); fd or -errno. */
+typedef int (*symcache_open_debuglink_fn)(void *ctx, const char *name);
 
 struct symcache_opts {
 	size_t build_id_cache_size;	/* 0: default */
 	size_t same_file_cache_size;	/* 0: default */
 	symcache_open_debug_fn open_debug;	/* NULL: no debug files */
+	symcache_open_debuglink_fn open_debuglink; /* NULL: build id only */
 };
 
 struct symcache_stats {
@@ -40,7 +44,9 @@ struct symcache_stats {
 	uint64_t negative_hits;	/* lookups answered by a negative entry */
 	uint64_t open_errors;	/* open_fd failed (not cached) */
 	uint64_t debug_files;	/* debug files merged in */
+	uint64_t debuglink_files; /* of which found by .gnu_debuglink */
 	uint64_t bad_debug;	/* debug files unusable or of another build */
+	uint64_t debuglink_crc_mismatch; /* debuglink file of another build */
 };
 
 struct symcache;
@@ -49,7 +55,9 @@ struct symcache *symcache_new(const struct symcache_opts *opts);
 /*
  * Table of the file (dev, ino), or NULL if it cannot be read or parsed.
  * On a miss open_fd(ctx) is called to obtain the file, and for a file
- * without .symtab opts.open_debug(ctx, ...) for its debug file.
+ * without .symtab opts.open_debug(ctx, ...) for its debug file by build id,
+ * then (gdb's order) opts.open_debuglink(ctx, ...) by its .gnu_debuglink,
+ * accepted only if its CRC32 matches the link's.
  */
 const struct elfsym *symcache_get(struct symcache *sc, dev_t dev,
 				  uint64_t ino, symcache_open_fn open_fd,

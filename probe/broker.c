@@ -55,11 +55,17 @@ struct broker_permit {
 	int (*open)(struct request *rq, int piddir);
 };
 
-/* Every request starts {req_id, start_time}; pid sits where its permit says. */
+/* Every request starts {req_id, start_time}; pid sits where its permit says.
+ * OPEN_DEBUGLINK starts as OPEN_MAPPING does: its mapping is checked alike. */
+#define SAME_AT(f) (offsetof(struct sp_msg_open_mapping, f) == \
+		    offsetof(struct sp_msg_open_debuglink, f))
 _Static_assert(offsetof(struct sp_msg_open_mapping, req_id) == 0 &&
 	       offsetof(struct sp_msg_open_debug, req_id) == 0 &&
 	       offsetof(struct sp_msg_open_mapping, start_time) == 8 &&
-	       offsetof(struct sp_msg_open_debug, start_time) == 8, "layout");
+	       offsetof(struct sp_msg_open_debug, start_time) == 8 &&
+	       SAME_AT(req_id) && SAME_AT(start_time) && SAME_AT(start) &&
+	       SAME_AT(end) && SAME_AT(dev) && SAME_AT(ino) && SAME_AT(pid),
+	       "layout");
 
 /* Normal misses log at debug level so a busy aggregator can't flood the log. */
 static int broker_reply(struct broker *b, int sock, struct request *rq, int err)
@@ -244,12 +250,22 @@ static int check_mapping(struct request *rq)
 	       (om->start | om->end) % rq->b->page_size ? -EINVAL : 0;
 }
 
+/* pread: the fd's offset is shared with the aggregator's copy. */
+static int is_elf(struct request *rq, int fd)
+{
+	char magic[4];
+
+	rq->why = "not ELF";
+	return pread(fd, magic, sizeof(magic), 0) == sizeof(magic) &&
+	       memcmp(magic, "\177ELF", sizeof(magic)) == 0 ? 0 : -ENOEXEC;
+}
+
 /* map_files: the kernel's own reference to the mapped file. dev/ino must match
  * the aggregator's maps line. Known limit: a FUSE server can block pread. */
 static int open_mapping(struct request *rq, int piddir)
 {
 	const struct sp_msg_open_mapping *om = &rq->m->u.open_mapping;
-	char name[64], magic[4];
+	char name[64];
 	struct stat st;
 	int fd;
 
@@ -266,12 +282,7 @@ static int open_mapping(struct request *rq, int piddir)
 	rq->why = "dev/ino mismatch";
 	if (st.st_dev != om->dev || st.st_ino != om->ino)
 		return -ESTALE;
-	/* pread: the fd's offset is shared with the aggregator's copy. */
-	rq->why = "not ELF";
-	if (pread(fd, magic, sizeof(magic), 0) != sizeof(magic) ||
-	    memcmp(magic, "\177ELF", sizeof(magic)) != 0)
-		return -ENOEXEC;
-	return 0;
+	return is_elf(rq, fd);
 }
 
 static int check_debug(struct request *rq)
@@ -296,29 +307,29 @@ static void build_id_path(const struct sp_msg_open_debug *od, char *buf, size_t 
 	(void)snprintf(buf + o, size - o, ".debug");
 }
 
-/* The process's root first, RESOLVE_IN_ROOT: its symlinks and ".." stay in it.
- * Then host dirs, RESOLVE_BENEATH. Else the first error other than ENOENT. */
-static int open_debug(struct request *rq, int piddir)
+/* in[0..n) in the process's root, RESOLVE_IN_ROOT: its symlinks and ".." stay
+ * in it. Then host under each host dir, RESOLVE_BENEATH. Else the first error
+ * other than ENOENT. */
+static int open_debug_file(struct request *rq, int piddir,
+			   const char *const *in, int n, const char *host)
 {
-	char inroot[sizeof(rq->note) + 16];
 	int dirfd, fd = -ENOENT, i, first = -ENOENT;
 	struct stat st;
 
-	build_id_path(&rq->m->u.open_debug, rq->note, sizeof(rq->note));
-	rq->why = rq->note;
-	(void)snprintf(inroot, sizeof(inroot), "usr/lib/debug/%s", rq->note);
 	dirfd = openat(piddir, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd >= 0) {
-		fd = open_regular(dirfd, inroot, RESOLVE_IN_ROOT |
+	for (i = 0; dirfd >= 0 && fd < 0 && i < n; i++) {
+		first = first == -ENOENT ? fd : first;
+		fd = open_regular(dirfd, in[i], RESOLVE_IN_ROOT |
 				  RESOLVE_NO_MAGICLINKS, &st);
-		(void)close(dirfd);
 	}
+	if (dirfd >= 0)
+		(void)close(dirfd);
 	for (i = 0; fd < 0 && rq->b->debug_dirs[i]; i++) {
 		first = first == -ENOENT ? fd : first;
 		dirfd = open(rq->b->debug_dirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (dirfd < 0)
 			continue;
-		fd = open_regular(dirfd, rq->note, RESOLVE_BENEATH |
+		fd = open_regular(dirfd, host, RESOLVE_BENEATH |
 				  RESOLVE_NO_MAGICLINKS, &st);
 		(void)close(dirfd);
 	}
@@ -329,6 +340,64 @@ static int open_debug(struct request *rq, int piddir)
 	return 0;
 }
 
+static int open_debug(struct request *rq, int piddir)
+{
+	char inroot[sizeof(rq->note) + 16];
+
+	build_id_path(&rq->m->u.open_debug, rq->note, sizeof(rq->note));
+	rq->why = rq->note;
+	(void)snprintf(inroot, sizeof(inroot), "usr/lib/debug/%s", rq->note);
+	return open_debug_file(rq, piddir, (const char *[]){ inroot }, 1, rq->note);
+}
+
+/* A file name ending in ".debug": printable, no '/'. Without the suffix the
+ * aggregator could read any file beside a mapped binary (a ~/.netrc). */
+static int check_debuglink(struct request *rq)
+{
+	const char *s = rq->m->u.open_debuglink.name;
+	size_t i, len = strnlen(s, SP_DEBUGLINK_MAX);
+
+	for (i = 0; i < len && s[i] > ' ' && s[i] < 0x7f && s[i] != '/'; i++)
+		;
+	if (i != len || len <= 6 || len == SP_DEBUGLINK_MAX ||
+	    strcmp(s + len - 6, ".debug") != 0)
+		return -EPROTO;
+	return check_mapping(rq);
+}
+
+/* The directory is the mapped file's, as the kernel names it, never the
+ * aggregator's; the file checked as for OPEN_MAPPING first. */
+static int open_debuglink(struct request *rq, int piddir)
+{
+	const struct sp_msg_open_debuglink *ol = &rq->m->u.open_debuglink;
+	char dir[PATH_MAX], p[3][PATH_MAX + SP_DEBUGLINK_MAX + 32], *slash;
+	int err = open_mapping(rq, piddir);
+	ssize_t n;
+
+	while (rq->nfds)
+		(void)close(rq->fds[--rq->nfds]);
+	rq->mask = 0;
+	if (err)
+		return err;
+	(void)snprintf(p[0], sizeof(p[0]), "map_files/%llx-%llx",
+		       (unsigned long long)ol->start, (unsigned long long)ol->end);
+	n = readlinkat(piddir, p[0], dir, sizeof(dir) - 1);
+	rq->why = "map_files link";
+	if (n <= 0 || dir[0] != '/')
+		return n < 0 ? -errno : -ENOENT;
+	dir[n] = '\0';
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	(void)snprintf(p[0], sizeof(p[0]), "%s/%s", dir, ol->name);
+	(void)snprintf(p[1], sizeof(p[1]), "%s/.debug/%s", dir, ol->name);
+	(void)snprintf(p[2], sizeof(p[2]), "/usr/lib/debug%s/%s", dir, ol->name);
+	(void)snprintf(rq->note, sizeof(rq->note), "%.120s", p[0]);
+	rq->why = rq->note;
+	err = open_debug_file(rq, piddir, (const char *[]){ p[0], p[1], p[2] },
+			      3, p[0] + 1);
+	return err ? err : is_elf(rq, rq->fds[0]);
+}
+
 #define PERMIT(type, msg, check, open) { SP_MSG_##type, sizeof(struct msg), \
 	offsetof(struct msg, pid), #type, check, open }
 
@@ -337,6 +406,8 @@ static const struct broker_permit broker_permits[] = {
 	PERMIT(OPEN_PROC, sp_msg_open_proc, check_proc, open_proc),
 	PERMIT(OPEN_MAPPING, sp_msg_open_mapping, check_mapping, open_mapping),
 	PERMIT(OPEN_DEBUG, sp_msg_open_debug, check_debug, open_debug),
+	PERMIT(OPEN_DEBUGLINK, sp_msg_open_debuglink, check_debuglink,
+	       open_debuglink),
 };
 
 static uint64_t now_ns(void)

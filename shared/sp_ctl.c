@@ -35,11 +35,13 @@ static const struct sp_ctl_shape sp_ctl_shapes[SP_MSG_TYPE_MAX + 1] = {
 	[SP_MSG_FILES]        = { sizeof(struct sp_msg_files), 1,
 				  SP_CTL_MAX_FDS },
 	[SP_MSG_ERROR]        = { sizeof(struct sp_msg_error), 0, 0 },
+	[SP_MSG_OPEN_DEBUGLINK] = { sizeof(struct sp_msg_open_debuglink), 0, 0 },
 };
 
 _Static_assert(sizeof(struct sp_msg_hello) <= SP_CTL_MAX_PAYLOAD &&
 	       sizeof(struct sp_msg_open_mapping) <= SP_CTL_MAX_PAYLOAD &&
-	       sizeof(struct sp_msg_open_debug) <= SP_CTL_MAX_PAYLOAD,
+	       sizeof(struct sp_msg_open_debug) <= SP_CTL_MAX_PAYLOAD &&
+	       sizeof(struct sp_msg_open_debuglink) <= SP_CTL_MAX_PAYLOAD,
 	       "every payload fits in sp_ctl_msg.u");
 
 int sp_ctl_shape(uint32_t type, uint32_t *len, unsigned int *min_fds,

@@ -18,7 +18,8 @@
 #include <stdint.h>
 #include <linux/types.h>
 
-#define SP_CTL_VERSION		2	/* 2: OPEN_PROC flags, exe/cwd/cmdline, FILES uid */
+#define SP_CTL_VERSION		3	/* 2: OPEN_PROC flags, exe/cwd/cmdline, FILES uid;
+				   3: OPEN_DEBUGLINK */
 
 /* Message types. */
 #define SP_MSG_HELLO		1	/* probe -> agg, 3 or 4 fds */
@@ -27,10 +28,12 @@
 #define SP_MSG_OPEN_DEBUG	4	/* agg -> probe */
 #define SP_MSG_FILES		5	/* probe -> agg, reply with fds */
 #define SP_MSG_ERROR		6	/* probe -> agg, reply without fds */
-#define SP_MSG_TYPE_MAX		6
+#define SP_MSG_OPEN_DEBUGLINK	7	/* agg -> probe */
+#define SP_MSG_TYPE_MAX		7
 
 #define SP_CTL_MAX_FDS		5
 #define SP_BUILD_ID_MAX		40	/* GNU build ids are 20 bytes; allow more */
+#define SP_DEBUGLINK_MAX	128	/* .gnu_debuglink name, NUL included */
 
 struct sp_msg_hdr {
 	__u32 type;
@@ -100,6 +103,27 @@ struct sp_msg_open_debug {
 	__u8 build_id[SP_BUILD_ID_MAX];
 };
 
+/*
+ * -> fd: the .gnu_debuglink file NAME of the file mapped at START-END (still
+ * dev/ino and ELF, checked as for OPEN_MAPPING), looked up gdb's way with DIR
+ * the mapped file's directory as the kernel names it: DIR/NAME,
+ * DIR/.debug/NAME, /usr/lib/debug/DIR/NAME in the process's root, then
+ * DIR/NAME under each host debug dir. NAME: printable ASCII without '/',
+ * not "." or "..", NUL-terminated (else a protocol error). The aggregator
+ * checks the file's CRC against the link's.
+ */
+struct sp_msg_open_debuglink {
+	__u64 req_id;
+	__u64 start_time;
+	__u64 start;
+	__u64 end;
+	__u64 dev;
+	__u64 ino;
+	__u32 pid;
+	__u32 _pad;
+	char name[SP_DEBUGLINK_MAX];
+};
+
 struct sp_msg_files {
 	__u64 req_id;
 	__u32 request;	/* the request type answered */
@@ -119,10 +143,11 @@ _Static_assert(sizeof(struct sp_msg_hello) == 48, "hello ABI");
 _Static_assert(sizeof(struct sp_msg_open_proc) == 24, "open_proc ABI");
 _Static_assert(sizeof(struct sp_msg_open_mapping) == 56, "open_mapping ABI");
 _Static_assert(sizeof(struct sp_msg_open_debug) == 64, "open_debug ABI");
+_Static_assert(sizeof(struct sp_msg_open_debuglink) == 184, "debuglink ABI");
 _Static_assert(sizeof(struct sp_msg_files) == 24, "files ABI");
 _Static_assert(sizeof(struct sp_msg_error) == 16, "error ABI");
 
-#define SP_CTL_MAX_PAYLOAD	64
+#define SP_CTL_MAX_PAYLOAD	184
 
 /* A received message: payload copied out of the socket buffer. */
 struct sp_ctl_msg {
@@ -133,6 +158,7 @@ struct sp_ctl_msg {
 		struct sp_msg_open_proc open_proc;
 		struct sp_msg_open_mapping open_mapping;
 		struct sp_msg_open_debug open_debug;
+		struct sp_msg_open_debuglink open_debuglink;
 		struct sp_msg_files files;
 		struct sp_msg_error error;
 		unsigned char raw[SP_CTL_MAX_PAYLOAD];

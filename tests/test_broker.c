@@ -900,12 +900,12 @@ ParameterizedTestParameters(broker, malformed_request_closes)
 static void send_datagram(int sock, uint32_t type, uint32_t len,
 			  const void *payload, unsigned int nfds)
 {
-	unsigned char buf[sizeof(struct sp_msg_hdr) + 128] = { 0 };
+	unsigned char buf[sizeof(struct sp_msg_hdr) + 256] = { 0 };
 	struct sp_msg_hdr hdr = { .type = type, .len = len };
 	int fds[8];
 	unsigned int i;
 
-	cr_assert_leq(len, 128);
+	cr_assert_leq(len, 256);
 	memcpy(buf, &hdr, sizeof(hdr));
 	if (payload)
 		memcpy(buf + sizeof(hdr), payload, len);
@@ -952,6 +952,236 @@ Test(broker, request_carrying_fds_is_eproto)
 	conn_open(&c, NULL);
 	m.fds[0] = -1;
 	cr_expect_eq(broker_dispatch(c.b, c.probe, &m), -EPROTO);
+	conn_close(&c);
+}
+
+/* --- OPEN_DEBUGLINK ------------------------------------------------------ */
+
+/* dir/bin: a mapped "ELF" (magic only: the broker never parses) that the test
+ * maps; its debuglink candidates are created by each test. */
+struct dl_fixture {
+	char dir[PATH_MAX], bin[PATH_MAX];
+	void *addr;
+	struct mapping mp;
+	int fd;
+};
+
+static void dl_setup(struct dl_fixture *f)
+{
+	char page[4096] = "\177ELF";
+	char tmpl[] = "/tmp/sp-broker-dl-XXXXXX";
+	struct stat st;
+
+	cr_assert_not_null(mkdtemp(tmpl));
+	snprintf(f->dir, sizeof(f->dir), "%s", tmpl);
+	join(f->bin, f->dir, "/bin");
+	f->fd = open(f->bin, O_RDWR | O_CREAT | O_CLOEXEC, 0755);
+	cr_assert_geq(f->fd, 0);
+	cr_assert_eq(write(f->fd, page, sizeof(page)), (ssize_t)sizeof(page));
+	f->addr = mmap(NULL, sizeof(page), PROT_READ, MAP_PRIVATE, f->fd, 0);
+	cr_assert_neq(f->addr, MAP_FAILED);
+	cr_assert_eq(fstat(f->fd, &st), 0);
+	f->mp = (struct mapping){ .start = (uintptr_t)f->addr,
+		.end = (uintptr_t)f->addr + sizeof(page), .dev = st.st_dev,
+		.ino = st.st_ino };
+}
+
+static void dl_teardown(struct dl_fixture *f)
+{
+	munmap(f->addr, 4096);
+	close(f->fd);
+	rm_tree(f->dir);
+}
+
+static void dl_request(struct sp_msg_open_debuglink *rq,
+		       const struct dl_fixture *f, const char *name)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->req_id = 31;
+	rq->pid = (uint32_t)getpid();
+	rq->start_time = start_time_ns(getpid());
+	rq->start = f->mp.start;
+	rq->end = f->mp.end;
+	rq->dev = f->mp.dev;
+	rq->ino = f->mp.ino;
+	snprintf(rq->name, sizeof(rq->name), "%s", name);
+}
+
+/* The reply's fd is the file at path. */
+static void expect_fd_is(const struct sp_ctl_msg *r, const char *path)
+{
+	struct stat a, b;
+
+	expect_files(r, 31, 1);
+	cr_assert_eq(fstat(r->fds[0], &a), 0);
+	cr_assert_eq(stat(path, &b), 0, "%s: %s", path, strerror(errno));
+	cr_expect(a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+		  "the fd is not %s", path);
+	cr_expect_eq(fcntl(r->fds[0], F_GETFL) & O_ACCMODE, O_RDONLY);
+}
+
+/* gdb's order: DIR/NAME before DIR/.debug/NAME before /usr/lib/debug/DIR. */
+Test(broker, open_debuglink_gdb_order)
+{
+	struct sp_msg_open_debuglink rq;
+	struct dl_fixture f;
+	char beside[PATH_MAX], dotdebug[PATH_MAX], p[PATH_MAX];
+	struct sp_ctl_msg r;
+	struct conn c;
+
+	REQUIRE_ROOT();
+	dl_setup(&f);
+	join(p, f.dir, "/.debug");
+	must(mkdir(p, 0755), "mkdir .debug");
+	join(dotdebug, f.dir, "/.debug/bin.debug");
+	write_file(dotdebug, "\177ELF in .debug");
+	conn_open(&c, NULL);
+	dl_request(&rq, &f, "bin.debug");
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq), &r), 0);
+	expect_fd_is(&r, dotdebug);
+	sp_ctl_msg_close_fds(&r);
+	join(beside, f.dir, "/bin.debug");
+	write_file(beside, "\177ELF beside");
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq), &r), 0);
+	expect_fd_is(&r, beside);
+	sp_ctl_msg_close_fds(&r);
+	conn_close(&c);
+	dl_teardown(&f);
+}
+
+/* Host debug dirs: DIR/NAME beneath each. */
+Test(broker, open_debuglink_host_dir)
+{
+	const char *dirs[2] = { NULL, NULL };
+	struct sp_msg_open_debuglink rq;
+	struct broker_config cfg = { .debug_dirs = dirs };
+	char host[] = "/tmp/sp-broker-dlhost-XXXXXX", p[PATH_MAX * 2];
+	struct dl_fixture f;
+	struct sp_ctl_msg r;
+	struct conn c;
+	char *s;
+
+	REQUIRE_ROOT();
+	dl_setup(&f);
+	cr_assert_not_null(mkdtemp(host));
+	dirs[0] = host;
+	/* host/<dir>/bin.debug, made one level at a time */
+	snprintf(p, sizeof(p), "%s%s/", host, f.dir);
+	for (s = strchr(p + strlen(host) + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		must(mkdir(p, 0755) == 0 || errno == EEXIST ? 0 : -1, "mkdir");
+		*s = '/';
+	}
+	strcat(p, "bin.debug");
+	write_file(p, "\177ELF host");
+	conn_open(&c, &cfg);
+	dl_request(&rq, &f, "bin.debug");
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq), &r), 0);
+	expect_fd_is(&r, p);
+	sp_ctl_msg_close_fds(&r);
+	conn_close(&c);
+	dl_teardown(&f);
+	rm_tree(host);
+}
+
+/* Not ELF (a secret beside the binary, or a symlink to one): refused. */
+Test(broker, open_debuglink_not_elf_or_missing)
+{
+	struct sp_msg_open_debuglink rq;
+	struct dl_fixture f;
+	char p[PATH_MAX];
+	struct sp_ctl_msg r;
+	struct conn c;
+
+	REQUIRE_ROOT();
+	dl_setup(&f);
+	conn_open(&c, NULL);
+	dl_request(&rq, &f, "bin.debug");
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq), &r), 0);
+	expect_error(&r, SP_MSG_OPEN_DEBUGLINK, ENOENT);
+	join(p, f.dir, "/bin.debug");
+	write_file(p, "password=hunter2");
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq), &r), 0);
+	expect_error(&r, SP_MSG_OPEN_DEBUGLINK, ENOEXEC);
+	cr_expect_eq(r.nfds, 0);
+	unlink(p);
+	must(symlink("/etc/passwd", p), "symlink");
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq), &r), 0);
+	expect_error(&r, SP_MSG_OPEN_DEBUGLINK, ENOEXEC);
+	cr_expect_eq(r.nfds, 0);
+	conn_close(&c);
+	dl_teardown(&f);
+}
+
+/* The mapping is checked as for OPEN_MAPPING before any lookup. */
+Test(broker, open_debuglink_mapping_checked)
+{
+	struct sp_msg_open_debuglink rq;
+	struct dl_fixture f;
+	char p[PATH_MAX];
+	struct sp_ctl_msg r;
+	struct conn c;
+
+	REQUIRE_ROOT();
+	dl_setup(&f);
+	join(p, f.dir, "/bin.debug");
+	write_file(p, "\177ELF beside");
+	conn_open(&c, NULL);
+	dl_request(&rq, &f, "bin.debug");
+	rq.ino++;
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq), &r), 0);
+	expect_error(&r, SP_MSG_OPEN_DEBUGLINK, ESTALE);
+	dl_request(&rq, &f, "bin.debug");
+	rq.start = 0x1000;
+	rq.end = 0x2000;
+	cr_assert_eq(ask(&c, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq), &r), 0);
+	expect_error(&r, SP_MSG_OPEN_DEBUGLINK, ENOENT);
+	conn_close(&c);
+	dl_teardown(&f);
+}
+
+struct bad_link {
+	char name[SP_DEBUGLINK_MAX];
+	bool unterminated;	/* fill every byte, no NUL */
+};
+
+ParameterizedTestParameters(broker, open_debuglink_bad_name_closes)
+{
+	static struct bad_link cases[] = {
+		{ "", false },
+		{ ".debug", false },
+		{ "secret.txt", false },
+		{ "../bin.debug", false },
+		{ "sub/bin.debug", false },
+		{ "/etc/x.debug", false },
+		{ "bin .debug", false },
+		{ "bin\n.debug", false },
+		{ "bin\x7f.debug", false },
+		{ "bin\xc3\xa9.debug", false },
+		{ "", true },
+	};
+
+	return cr_make_param_array(struct bad_link, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct bad_link *bl, broker, open_debuglink_bad_name_closes)
+{
+	struct sp_msg_open_debuglink rq = { .pid = 1, .start = 0x1000,
+					    .end = 0x2000 };
+	struct broker_stats st;
+	struct conn c;
+
+	memcpy(rq.name, bl->name, sizeof(rq.name));
+	if (bl->unterminated)
+		memset(rq.name, 'a', sizeof(rq.name));
+	conn_open(&c, NULL);
+	cr_assert_eq(sp_ctl_send(c.agg, SP_MSG_OPEN_DEBUGLINK, &rq, sizeof(rq),
+				 NULL, 0), 0);
+	cr_expect_eq(probe_round(&c), -EPROTO, "name '%s' accepted", bl->name);
+	broker_stats(c.b, &st);
+	cr_expect_eq(st.protocol_errors, 1);
+	cr_expect_eq(st.served + st.refused, 0);
 	conn_close(&c);
 }
 
@@ -1034,8 +1264,10 @@ static void aim_at_self(unsigned char *p, uint32_t type, uint64_t start)
 		len = (uint32_t)(rnd() % 2);	/* flags: none or cmdline */
 		memcpy(p + 20, &len, sizeof(len));
 	}
-	if (type == SP_MSG_OPEN_MAPPING)
+	if (type == SP_MSG_OPEN_MAPPING || type == SP_MSG_OPEN_DEBUGLINK)
 		memcpy(p + 48, &pid, sizeof(pid));
+	if (type == SP_MSG_OPEN_DEBUGLINK && rnd() % 2)
+		memcpy(p + 56, "splitprof-tests.debug", 22);
 	if (type == SP_MSG_OPEN_DEBUG) {
 		len = 2 + (uint32_t)(rnd() % (SP_BUILD_ID_MAX - 1));
 		memcpy(p + 20, &len, sizeof(len));
@@ -1053,7 +1285,7 @@ static void drain_replies(int sock)
 Test(broker, random_datagrams, .timeout = 300)
 {
 	struct broker_config cfg = { .rate_per_sec = 1000000, .burst = 1000000 };
-	unsigned char payload[128];
+	unsigned char payload[256];
 	uint32_t type, len;
 	unsigned int i, j, nfds, lo, hi;
 	bool shaped;
@@ -1066,11 +1298,11 @@ Test(broker, random_datagrams, .timeout = 300)
 	conn_open(&c, &cfg);
 	before = count_fds();
 	for (i = 0; i < 20000; i++) {
-		type = (uint32_t)(rnd() % 9);
+		type = (uint32_t)(rnd() % (SP_MSG_TYPE_MAX + 3));
 		shaped = rnd() % 2 &&
 			 sp_ctl_shape(type, &len, &lo, &hi) == 0;
 		if (!shaped)
-			len = (uint32_t)(rnd() % 80);
+			len = (uint32_t)(rnd() % 200);
 		for (j = 0; j < sizeof(payload); j++)
 			payload[j] = (unsigned char)rnd();
 		if (shaped && rnd() % 2)

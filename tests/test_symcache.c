@@ -30,6 +30,11 @@ static void fixture_setup(void)
 	   " && cc -O1 -DOTHER=1 -Wl,--build-id -o other fix.c -Wl,--build-id=0xdeadbeef"
 	   " && cp full stripped && strip --strip-all stripped"
 	   " && objcopy --only-keep-debug full full.debug"
+	   " && cp stripped both && objcopy --add-gnu-debuglink=full.debug both"
+	   " && cc -O1 -Wl,--build-id=none -o nobid fix.c"
+	   " && objcopy --only-keep-debug nobid nobid.debug"
+	   " && strip --strip-all nobid -o nobid.stripped"
+	   " && objcopy --add-gnu-debuglink=nobid.debug nobid.stripped"
 	   " && printf 'not an elf file' > junk");
 }
 
@@ -49,8 +54,11 @@ TestSuite(symcache, .init = fixture_setup, .fini = fixture_teardown,
 struct opener {
 	const char *name;
 	const char *debug;	/* file returned by open_debug, or NULL */
+	const char *link;	/* file returned by open_debuglink, or NULL */
 	int opens;
 	int debug_opens;
+	int link_opens;
+	char asked_link[128];
 	uint8_t asked_id[64];
 	size_t asked_len;
 };
@@ -83,6 +91,15 @@ static int test_open_debug(void *ctx, const uint8_t *id, size_t len)
 	return o->debug ? open_in_fixdir(o->debug) : -ENOENT;
 }
 
+static int test_open_debuglink(void *ctx, const char *name)
+{
+	struct opener *o = ctx;
+
+	o->link_opens++;
+	snprintf(o->asked_link, sizeof(o->asked_link), "%s", name);
+	return o->link ? open_in_fixdir(o->link) : -ENOENT;
+}
+
 static uint64_t nm_addr(const char *file, const char *sym)
 {
 	char cmd[256];
@@ -101,7 +118,8 @@ static struct symcache *new_cache(size_t nbuild, size_t nfile)
 {
 	struct symcache_opts o = { .build_id_cache_size = nbuild,
 				   .same_file_cache_size = nfile,
-				   .open_debug = test_open_debug };
+				   .open_debug = test_open_debug,
+				   .open_debuglink = test_open_debuglink };
 	struct symcache *sc = symcache_new(&o);
 
 	cr_assert_not_null(sc);
@@ -282,6 +300,75 @@ Test(symcache, debug_file_of_other_build_rejected)
 	symcache_get_stats(sc, &st);
 	cr_expect_eq(st.bad_debug, 1);
 	cr_expect_eq(st.debug_files, 0);
+	symcache_free(sc);
+}
+
+/* No build id at all: only the debuglink can name it, and its CRC must match. */
+Test(symcache, debuglink_resolves_binary_without_build_id)
+{
+	struct symcache *sc = new_cache(0, 0);
+	struct opener o = { .name = "nobid.stripped", .link = "nobid.debug" };
+	const struct elfsym *es;
+	struct symcache_stats st;
+
+	es = symcache_get(sc, 1, 7, test_open, &o);
+	cr_assert_not_null(es);
+	cr_expect_eq(o.debug_opens, 0, "no build id, yet OPEN_DEBUG was asked");
+	cr_expect_eq(o.link_opens, 1);
+	cr_expect_str_eq(o.asked_link, "nobid.debug");
+	cr_expect_str_eq(elfsym_lookup(es, nm_addr("nobid", "sp_fix_beta"), NULL),
+			 "sp_fix_beta");
+	symcache_get_stats(sc, &st);
+	cr_expect_eq(st.debug_files, 1);
+	cr_expect_eq(st.debuglink_files, 1);
+	cr_expect_eq(st.debuglink_crc_mismatch, 0);
+	symcache_free(sc);
+}
+
+/* A file under the link's name whose CRC differs (a rebuilt binary's): unused. */
+Test(symcache, debuglink_crc_mismatch_rejected)
+{
+	struct symcache *sc = new_cache(0, 0);
+	struct opener o = { .name = "nobid.stripped", .link = "full.debug" };
+	const struct elfsym *es;
+	struct symcache_stats st;
+
+	es = symcache_get(sc, 1, 8, test_open, &o);
+	cr_assert_not_null(es);
+	cr_expect_eq(o.link_opens, 1);
+	cr_expect_null(elfsym_lookup(es, nm_addr("nobid", "sp_fix_beta"), NULL));
+	symcache_get_stats(sc, &st);
+	cr_expect_eq(st.debuglink_crc_mismatch, 1);
+	cr_expect_eq(st.debug_files, 0);
+	cr_expect_eq(st.debuglink_files, 0);
+	symcache_free(sc);
+}
+
+/* gdb's order: build id first; the debuglink only when that finds nothing. */
+Test(symcache, build_id_before_debuglink)
+{
+	struct symcache *sc = new_cache(0, 0);
+	struct opener a = { .name = "both", .debug = "full.debug",
+			    .link = "full.debug" };
+	struct opener b = { .name = "both", .link = "full.debug" };
+	const struct elfsym *es;
+	struct symcache_stats st;
+
+	es = symcache_get(sc, 1, 9, test_open, &a);
+	cr_assert_not_null(es);
+	cr_expect_eq(a.debug_opens, 1);
+	cr_expect_eq(a.link_opens, 0, "debuglink asked though the build id "
+		     "found the file");
+	symcache_free(sc);
+	sc = new_cache(0, 0);
+	es = symcache_get(sc, 1, 10, test_open, &b);
+	cr_assert_not_null(es);
+	cr_expect_eq(b.debug_opens, 1);
+	cr_expect_eq(b.link_opens, 1);
+	cr_expect_str_eq(elfsym_lookup(es, nm_addr("full", "sp_fix_beta"), NULL),
+			 "sp_fix_beta");
+	symcache_get_stats(sc, &st);
+	cr_expect_eq(st.debuglink_files, 1);
 	symcache_free(sc);
 }
 

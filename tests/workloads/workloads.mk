@@ -22,7 +22,7 @@ WL_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 WL_DEPS = -MMD -MP -MT $@ -MF $@.d
 
 WORKLOADS += $(WL_OUT)/libwl.so $(WL_OUT)/wl_split $(WL_OUT)/wl_nopie \
-	$(WL_OUT)/wl_stripped $(WL_OUT)/wl_syscall
+	$(WL_OUT)/wl_stripped $(WL_OUT)/wl_syscall $(WL_OUT)/wl_debuglink
 
 $(WL_OUT)/libwl.so: $(WL_SRC)/libwl.c
 	@mkdir -p $(@D)
@@ -56,4 +56,16 @@ $(WL_OUT)/wl_stripped: $(WL_SRC)/wl_stripped.c
 	$(OBJCOPY) --only-keep-debug $@.full $$dbg && \
 	$(STRIP) --strip-all $@.full -o $@.tmp && \
 	$(OBJCOPY) --add-gnu-debuglink=$$dbg $@.tmp && \
+	rm -f $@.full && mv $@.tmp $@
+
+# Stripped and without a build id: only .gnu_debuglink (name and CRC32)
+# leads to its debug file, which sits where gdb looks second:
+# $(WL_OUT)/.debug/wl_debuglink.debug (the probe's OPEN_DEBUGLINK).
+$(WL_OUT)/wl_debuglink: $(WL_SRC)/wl_debuglink.c
+	@mkdir -p $(@D)/.debug
+	$(CC) $(WL_CFLAGS) -Wl,--build-id=none $(WL_DEPS) -fPIE -pie $< -o $@.full
+	! LC_ALL=C $(READELF) -n $@.full | grep -q 'Build ID'
+	$(OBJCOPY) --only-keep-debug $@.full $(@D)/.debug/wl_debuglink.debug
+	$(STRIP) --strip-all $@.full -o $@.tmp
+	$(OBJCOPY) --add-gnu-debuglink=$(@D)/.debug/wl_debuglink.debug $@.tmp
 	rm -f $@.full && mv $@.tmp $@
