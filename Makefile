@@ -33,7 +33,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Ishared -Ibpf
 
 PROBE_LIBS := -lbpf -lseccomp
-AGG_LIBS := -lelf -luring -lprotobuf-c -lcurl -lseccomp -lyaml -lpcre2-8 -lz
+AGG_LIBS := -lelf -luring -lprotobuf-c -lcurl -lseccomp -lyaml -lpcre2-8 -lz -lstdc++
 TEST_LIBS := -lcriterion $(PROBE_LIBS) $(AGG_LIBS)
 
 SHARED_SRC := $(wildcard shared/*.c)
@@ -100,7 +100,7 @@ check-tests: $(TEST_BIN) $(PROGS) $(WORKLOADS)
 # The suites that feed hostile input to our parsers and the ring run again
 # under ASan + UBSan (part of `make test`; `make SAN=1 test` runs everything
 # that way).
-SAN_SUITES ?= @(records|procmaps|elfsym|kallsyms|symcache|ring*|ctl|broker|pprof|sink_local|config|relabel|containerid|targets|labels|duration|proctable|loop|lru|gz|symbolize)/*
+SAN_SUITES ?= @(demangle|records|procmaps|elfsym|kallsyms|symcache|ring*|ctl|broker|pprof|sink_local|config|relabel|containerid|targets|labels|duration|proctable|loop|lru|gz|symbolize)/*
 check-san: $(TEST_BIN)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 	$(TEST_BIN) --jobs=2 --filter '$(SAN_SUITES)'

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "demangle.h"
 #include "labels.h"
 #include "loop.h"
 #include "probe_client.h"
@@ -113,6 +114,8 @@ static void usage(FILE *f)
 "  --output-dir DIR           where profiles are written (default ./profiles)\n"
 "  --output-dir-fd N          an already-open output directory (from the launcher)\n"
 "  --collect-interval DUR     one profile per target per interval (default 15s)\n"
+"  --demangle LEVEL           C++ names: none, simplified (no parameters or\n"
+"                             template arguments), templates, full (default none)\n"
 "  --event-loop KIND          auto, io_uring or epoll (default auto)\n"
 "  --pid-cache-size N         processes kept (default 32)\n"
 "  --build-id-cache-size N    symbol tables kept by build id (default 64)\n"
@@ -169,12 +172,14 @@ enum {
 	OPT_SAME_FILE_CACHE, OPT_RET_FILES, OPT_RET_BYTES, OPT_VERSION,
 	OPT_USER, OPT_CONFINED, OPT_SANDBOX_DEBUG, OPT_CHECK_CONFIG,
 	OPT_CMDLINE, OPT_PROBE_FLAGS, OPT_RATE, OPT_NO_USER, OPT_NO_KERNEL,
+	OPT_DEMANGLE,
 };
 
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 	{ "probe-flags", no_argument, NULL, OPT_PROBE_FLAGS },
+	{ "demangle", required_argument, NULL, OPT_DEMANGLE },
 	{ "sample-rate", required_argument, NULL, OPT_RATE },
 	{ "no-user-stacks", no_argument, NULL, OPT_NO_USER },
 	{ "no-kernel-stacks", no_argument, NULL, OPT_NO_KERNEL },
@@ -220,6 +225,12 @@ static void parse_one(struct opts *o, int c, const char *arg)
 		break;
 	case OPT_NO_USER: cfg->collect_user_profile = false; break;
 	case OPT_NO_KERNEL: cfg->collect_kernel_profile = false; break;
+	case OPT_DEMANGLE:
+		if (demangle_mode_parse(arg) < 0)
+			fatalx("--demangle: '%s' is not none, simplified, "
+			       "templates or full", arg);
+		set_str(&cfg->demangle, arg);
+		break;
 	case OPT_SOCKET: set_str(&cfg->socket_path, arg); break;
 	case OPT_CONTROL_FD: o->control_fd = parse_fd_opt("control-fd", arg); break;
 	case OPT_OUTPUT_DIR: set_str(&cfg->output_dir, arg); break;
@@ -761,6 +772,13 @@ static void print_summary(struct agg *a)
 	       (unsigned long long)ss.debuglink_files,
 	       (unsigned long long)(ss.bad_debug + ss.debuglink_crc_mismatch),
 	       (unsigned long long)ss.debuglink_crc_mismatch);
+	if (ss.demangled || ss.demangle_failed || ss.demangle_cache_full)
+		printf("  demangle (%s): %llu names demangled, %llu the "
+		       "demangler refused, %llu lookups left mangled (cache "
+		       "full)\n", a->o.cfg->demangle,
+		       (unsigned long long)ss.demangled,
+		       (unsigned long long)ss.demangle_failed,
+		       (unsigned long long)ss.demangle_cache_full);
 	printf("  processes: %llu seen, %llu exec, %llu exit, %llu could not "
 	       "be opened\n", (unsigned long long)pts.misses,
 	       (unsigned long long)a->execs, (unsigned long long)a->exits,
@@ -789,6 +807,8 @@ static void setup_pipeline(struct agg *a, struct probe_hello *h, int dirfd)
 	struct symbolizer_config sc = {
 		.build_id_cache_size = a->o.cfg->build_id_cache_size,
 		.same_file_cache_size = a->o.cfg->same_file_cache_size,
+		/* the config and --demangle accept only the four words */
+		.demangle = (enum demangle_mode)demangle_mode_parse(a->o.cfg->demangle),
 	};
 	int r;
 
@@ -815,10 +835,6 @@ static void check_unsupported(const struct config *c)
 	if (c->metrics_listen)
 		fatalx("%s: metrics_listen: the metrics endpoint is not "
 		       "implemented in this version", c->path);
-	if (c->demangle && strcmp(c->demangle, "none") != 0)
-		log_warnx("%s: demangle: %s is not implemented yet; function "
-			  "names stay as the binary spells them", c->path,
-			  c->demangle);
 }
 
 static int check_config(const struct opts *o)

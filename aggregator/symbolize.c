@@ -7,7 +7,11 @@
 #include "elfsym.h"
 #include "kallsyms.h"
 #include "symbolize.h"
+#include "strmap.h"
 #include "symcache.h"
+
+/* Distinct demangled names kept; beyond it names stay mangled (counted). */
+#define DEMANGLE_CACHE_MAX	65536
 
 struct symbolizer {
 	struct symcache *sc;
@@ -15,6 +19,8 @@ struct symbolizer {
 	struct elfsym *vdso;
 	struct probe_client *pc;
 	bool no_query;			/* the kernel has no PROCMAP_QUERY */
+	enum demangle_mode demangle;
+	struct strmap *names;		/* mangled -> demangled, or &not_mangled */
 	struct procmaps_query_result qr;	/* scratch for one lookup */
 	struct symbolizer_stats st;
 };
@@ -66,6 +72,39 @@ static int open_debuglink_cb(void *arg, const char *name)
 	return r < 0 ? r : fd;
 }
 
+static char not_mangled;	/* cached answer: the demangler refused it */
+
+static void free_name(void *v)
+{
+	if (v != &not_mangled)
+		free(v);
+}
+
+/* Each distinct name is demangled once; the cache lives as long as the
+ * symbolizer, so what it returns stays valid. */
+static const char *demangled(struct symbolizer *s, const char *name)
+{
+	void **slot;
+	char *d;
+
+	if (!s->names || strncmp(name, "_Z", 2) != 0)
+		return name;
+	slot = strmap_slot(s->names, name, strlen(name), true);
+	if (!slot) {
+		s->st.demangle_cache_full++;
+		return name;
+	}
+	if (!*slot) {
+		d = demangle(name, s->demangle);
+		*slot = d ? d : &not_mangled;
+		if (d)
+			s->st.demangled++;
+		else
+			s->st.demangle_failed++;
+	}
+	return *slot == &not_mangled ? name : *slot;
+}
+
 struct symbolizer *symbolizer_new(const struct symbolizer_config *cfg,
 				  struct probe_client *pc, int kallsyms_fd)
 {
@@ -80,8 +119,12 @@ struct symbolizer *symbolizer_new(const struct symbolizer_config *cfg,
 	if (!s)
 		return NULL;
 	s->pc = pc;
+	s->demangle = cfg->demangle;
 	s->sc = symcache_new(&so);
-	if (!s->sc) {
+	if (s->demangle != DEMANGLE_NONE)
+		s->names = strmap_new(DEMANGLE_CACHE_MAX);
+	if (!s->sc || (s->demangle != DEMANGLE_NONE && !s->names)) {
+		symcache_free(s->sc);
 		free(s);
 		return NULL;
 	}
@@ -104,6 +147,7 @@ void symbolizer_free(struct symbolizer *s)
 	if (!s)
 		return;
 	symcache_free(s->sc);
+	strmap_free(s->names, free_name);
 	kallsyms_free(s->ks);
 	elfsym_free(s->vdso);
 	free(s);
@@ -115,7 +159,8 @@ static void set_unknown(struct sym_frame *out, uint64_t ip)
 }
 
 /* Fill the ELF-space mapping bounds and name of a file-backed frame. */
-static void from_elf(const struct elfsym *es, const struct procmaps_entry *e,
+static void from_elf(struct symbolizer *s, const struct elfsym *es,
+		     const struct procmaps_entry *e,
 		     uint64_t ip, uint64_t lookup, struct sym_frame *out)
 {
 	uint64_t v, start;
@@ -131,7 +176,7 @@ static void from_elf(const struct elfsym *es, const struct procmaps_entry *e,
 	}
 	name = elfsym_lookup(es, v, NULL);
 	if (name) {
-		out->func = name;
+		out->func = demangled(s, name);
 		out->named = true;
 	}
 }
@@ -201,7 +246,7 @@ void symbolize_user(struct symbolizer *s, struct proctable *pt,
 		es = symcache_get(s->sc, e->dev, e->ino, open_mapping_cb, &oc);
 	}
 	if (es)
-		from_elf(es, oc.e, ip, lookup, out);
+		from_elf(s, es, oc.e, ip, lookup, out);
 	s->st.user_named += out->named;
 }
 

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "demangle.h"
 #include "probe_client.h"
 #include "proctable.h"
 
@@ -30,6 +31,7 @@ struct sym_frame {
 struct symbolizer_config {
 	uint32_t build_id_cache_size;	/* Alloy default 64 */
 	uint32_t same_file_cache_size;	/* Alloy default 8 */
+	enum demangle_mode demangle;	/* Alloy default none */
 };
 
 struct symbolizer_stats {
@@ -44,6 +46,9 @@ struct symbolizer_stats {
 	uint64_t bad_debug;		/* debug files unusable/other build */
 	uint64_t debuglink_crc_mismatch; /* debuglink file with a wrong CRC */
 	uint64_t cache_hits, cache_misses;
+	uint64_t demangled;		/* distinct names demangled */
+	uint64_t demangle_failed;	/* _Z names the demangler refused */
+	uint64_t demangle_cache_full;	/* lookups left mangled: cache full */
 	uint64_t kallsyms_symbols;
 };
 

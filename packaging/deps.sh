@@ -6,7 +6,8 @@ set -eu
 PKGS="make gcc clang llvm bpftool pkg-config
 libbpf-dev libelf-dev zlib1g-dev liburing-dev libseccomp-dev
 libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libyaml-dev
-libpcre2-dev libcriterion-dev golang-go openssl iproute2 procps"
+libpcre2-dev libstdc++-12-dev libcriterion-dev golang-go openssl iproute2
+procps"
 
 missing=""
 for p in $PKGS; do

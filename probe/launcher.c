@@ -34,6 +34,7 @@ static const struct option lo[] = {
 	{ "no-kernel-stacks", no_argument, NULL, TO_BOTH },
 	{ "debug-dir", required_argument, NULL, TO_PROBE },
 	{ "collect-interval", required_argument, NULL, TO_AGG },
+	{ "demangle", required_argument, NULL, TO_AGG },
 	{ "sandbox-debug", no_argument, NULL, TO_AGG },
 	{ "discover-commandline", no_argument, NULL, TO_BOTH },
 	{ "config", required_argument, NULL, 'c' },
@@ -57,7 +58,7 @@ static void usage(FILE *f)
 "                 [--output-dir DIR (./profiles unless -c is given)]\n"
 "                 [--aggregator-user USER (nobody)] [--no-user-stacks]\n"
 "                 [--no-kernel-stacks] [--debug-dir DIR] [--sandbox-debug]\n"
-"                 [--discover-commandline] [-v] [-h]\n"
+"                 [--discover-commandline] [--demangle LEVEL (none)] [-v] [-h]\n"
 "Runs splitprof-probe (privileged) and splitprof-aggregator (as USER) over a\n"
 "socketpair; it creates the output directory and hands it over open. With -c\n"
 "the file's sample_rate, collect_*_profile and discover_commandline reach the\n"

@@ -402,11 +402,10 @@ Test(config_docs, good_config_connects_to_probe)
 	cr_expect(!exited_0(&r), "exit 0 without a probe?");
 }
 
-/* README: metrics_listen is refused (not implemented), demangle other
- * than none only warns. */
+/* README: metrics_listen is refused (not implemented). */
 Test(config_docs, unsupported_keys_as_documented)
 {
-	char path[PATH_MAX], yaml[PATH_MAX + 64], nosock[PATH_MAX];
+	char path[PATH_MAX];
 	struct cd_run r;
 
 	path_join(path, cd_dir, "metrics.yaml");
@@ -420,21 +419,4 @@ Test(config_docs, unsupported_keys_as_documented)
 		  strstr(r.err, "not implemented"),
 		  "metrics_listen: stderr does not say it is not "
 		  "implemented:\n%s", r.err);
-
-	path_join(path, cd_dir, "demangle.yaml");
-	snprintf(yaml, sizeof(yaml), "demangle: full\noutput_dir: %s/out\n",
-		 cd_dir);
-	write_text(path, yaml);
-	expect_check_ok(path);
-	path_join(nosock, cd_dir, "no-probe.sock");
-	{
-		const char *args[] = { "-c", path, "--socket", nosock, NULL };
-
-		run_agg(&r, args);
-	}
-	cr_expect(strstr(r.err, "demangle: full is not implemented"),
-		  "demangle: full: no warning on stderr:\n%s", r.err);
-	cr_expect(strstr(r.err, "cannot connect to the probe"),
-		  "demangle: full: start-up did not go on to the probe "
-		  "(a warning, not an error):\n%s", r.err);
 }

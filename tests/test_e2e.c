@@ -46,9 +46,9 @@
 #define E2E_DIR_ENV		"SPLITPROF_E2E_DIR"
 #define E2E_KEEP_ENV		"SPLITPROF_E2E_KEEP"
 /*
- * 20 s at 499 Hz: 5 busy workloads on a 2-CPU runner get ~4,000 samples
- * each, so a 50 % share has a sampling error (1 sigma) of ~0.8 points and
- * 5 points are 6 sigma. At the default 97 Hz they got ~950 samples: 1.6
+ * 20 s at 499 Hz: 6 busy workloads on a 2-CPU runner get ~3,300 samples
+ * each, so a 50 % share has a sampling error (1 sigma) of ~0.9 points and
+ * 5 points are 5.7 sigma. At the default 97 Hz they got ~950 samples: 1.6
  * points per sigma, and runs spread up to 3.5 points from the truth (more
  * under load, before the probe stopped waking per sample), so with ten
  * share checks per run one CI run in tens failed. The probe suite checks
@@ -70,6 +70,7 @@
 
 static const char *const e2e_workloads[] = {
 	"wl_split", "wl_nopie", "wl_stripped", "wl_syscall", "wl_debuglink",
+	"wl_mangled",
 };
 #define E2E_NWORKLOADS	(sizeof(e2e_workloads) / sizeof(e2e_workloads[0]))
 
@@ -144,7 +145,8 @@ static void record(const char *dir, const char *bdir, FILE *st)
 			launcher, "--duration", E2E_DURATION,
 			"--collect-interval", E2E_INTERVAL,
 			"--sample-rate", E2E_RATE_ARG, "--output-dir", out,
-			"--debug-dir", dbg, "-v", NULL,
+			"--debug-dir", dbg, "--demangle", "simplified", "-v",
+			NULL,
 		};
 
 		lpid = spawn(argv, lout, lerr, SIGTERM);
@@ -519,6 +521,22 @@ Test(e2e, stripped_named_via_debuglink)
 	expect_named_in(&p, "wl_debuglink", "dl_cold", "/wl_debuglink");
 	expect_self_share(&p, "wl_debuglink", "dl_hot", 0.65);
 	expect_self_share(&p, "wl_debuglink", "dl_cold", 0.35);
+	pp_free(&p);
+}
+
+/* --demangle simplified: C++ names without parameters or template arguments,
+ * the mangled spelling nowhere. */
+Test(e2e, mangled_names_demangled)
+{
+	struct pp_profile p;
+
+	e2e_load("wl_mangled", &p);
+	expect_named_in(&p, "wl_mangled", "sp::Worker::hot", "/wl_mangled");
+	expect_named_in(&p, "wl_mangled", "sp::Worker::cold", "/wl_mangled");
+	cr_expect_null(pp_loc_of(&p, "_ZN2sp6WorkerIiE3hotEm"),
+		       "the mangled name is still there");
+	expect_self_share(&p, "wl_mangled", "sp::Worker::hot", 0.70);
+	expect_self_share(&p, "wl_mangled", "sp::Worker::cold", 0.30);
 	pp_free(&p);
 }
 

@@ -27,7 +27,7 @@ static int own_files(void *ctx, uint32_t pid, uint64_t st, struct proc_files *f)
 	return f->maps_fd >= 0 && f->cgroup_fd >= 0 ? 0 : -1;
 }
 
-static const struct symbolizer_config cfg = { 64, 8 };
+static const struct symbolizer_config cfg = { 64, 8, DEMANGLE_NONE };
 
 Test(symbolize, library_loaded_after_the_maps_were_read_is_found)
 {

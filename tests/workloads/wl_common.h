@@ -156,4 +156,20 @@ WL_INLINE int wl_running(uint64_t deadline)
 	return wl_clock_ns(CLOCK_MONOTONIC) < deadline;
 }
 
+/* main() of a workload that splits its CPU time between two functions,
+ * per mille, called straight from main. */
+#define WL_MAIN_TWO(hot_fn, hot_pm, cold_fn, cold_pm)			\
+int main(int argc, char **argv)						\
+{									\
+	uint64_t deadline = wl_deadline(argc, argv);			\
+	uint64_t hot = 0, cold = 0, rounds = 0;				\
+									\
+	while (wl_running(deadline)) {					\
+		rounds++;						\
+		hot += hot_fn(wl_owed(hot_pm, rounds, hot));		\
+		cold += cold_fn(wl_owed(cold_pm, rounds, cold));	\
+	}								\
+	return 0;							\
+}
+
 #endif /* WL_COMMON_H */

@@ -23,15 +23,4 @@ WL_NOINLINE uint64_t dl_cold(uint64_t budget_ns)
 	return wl_burn(budget_ns);
 }
 
-int main(int argc, char **argv)
-{
-	uint64_t deadline = wl_deadline(argc, argv);
-	uint64_t hot = 0, cold = 0, rounds = 0;
-
-	while (wl_running(deadline)) {
-		rounds++;
-		hot += dl_hot(wl_owed(SHARE_HOT, rounds, hot));
-		cold += dl_cold(wl_owed(SHARE_COLD, rounds, cold));
-	}
-	return 0;
-}
+WL_MAIN_TWO(dl_hot, SHARE_HOT, dl_cold, SHARE_COLD)

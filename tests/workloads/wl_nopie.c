@@ -20,15 +20,4 @@ WL_NOINLINE uint64_t np_cold(uint64_t budget_ns)
 	return wl_burn(budget_ns);
 }
 
-int main(int argc, char **argv)
-{
-	uint64_t deadline = wl_deadline(argc, argv);
-	uint64_t hot = 0, cold = 0, rounds = 0;
-
-	while (wl_running(deadline)) {
-		rounds++;
-		hot += np_hot(wl_owed(SHARE_HOT, rounds, hot));
-		cold += np_cold(wl_owed(SHARE_COLD, rounds, cold));
-	}
-	return 0;
-}
+WL_MAIN_TWO(np_hot, SHARE_HOT, np_cold, SHARE_COLD)

@@ -22,7 +22,8 @@ WL_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 WL_DEPS = -MMD -MP -MT $@ -MF $@.d
 
 WORKLOADS += $(WL_OUT)/libwl.so $(WL_OUT)/wl_split $(WL_OUT)/wl_nopie \
-	$(WL_OUT)/wl_stripped $(WL_OUT)/wl_syscall $(WL_OUT)/wl_debuglink
+	$(WL_OUT)/wl_stripped $(WL_OUT)/wl_syscall $(WL_OUT)/wl_debuglink \
+	$(WL_OUT)/wl_mangled
 
 $(WL_OUT)/libwl.so: $(WL_SRC)/libwl.c
 	@mkdir -p $(@D)
@@ -37,6 +38,11 @@ $(WL_OUT)/wl_split: $(WL_SRC)/wl_split.c $(WL_OUT)/libwl.so
 $(WL_OUT)/wl_nopie: $(WL_SRC)/wl_nopie.c
 	@mkdir -p $(@D)
 	$(CC) $(WL_CFLAGS) $(WL_DEPS) -fno-pie -no-pie $< -o $@
+
+# Its two functions carry C++-mangled names (asm labels), for --demangle.
+$(WL_OUT)/wl_mangled: $(WL_SRC)/wl_mangled.c
+	@mkdir -p $(@D)
+	$(CC) $(WL_CFLAGS) $(WL_DEPS) -fPIE -pie $< -o $@
 
 $(WL_OUT)/wl_syscall: $(WL_SRC)/wl_syscall.c
 	@mkdir -p $(@D)
