@@ -122,7 +122,9 @@ static void aim_at_self(unsigned char *dgram, size_t len)
 	memcpy(&hdr, dgram, sizeof(hdr));
 	if (hdr.type == SP_MSG_OPEN_PROC || hdr.type == SP_MSG_OPEN_DEBUG)
 		pid_off = 16;
-	else if (hdr.type == SP_MSG_OPEN_MAPPING && len >= sizeof(hdr) + 56)
+	else if ((hdr.type == SP_MSG_OPEN_MAPPING && len >= sizeof(hdr) + 56) ||
+		 (hdr.type == SP_MSG_OPEN_DEBUGLINK &&
+		  len >= sizeof(hdr) + sizeof(struct sp_msg_open_debuglink)))
 		pid_off = 48;
 	else
 		return;
