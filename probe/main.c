@@ -525,6 +525,7 @@ int main(int argc, char **argv)
 		conn_start(&p, p.socket_fd);
 	run(&p);
 
+	on_bpf(&p);	/* the last batch still in the BPF ring */
 	conn_close(&p, "probe stopping");
 	if (p.listen_fd >= 0)
 		close(p.listen_fd);
