@@ -35,6 +35,7 @@
 #include "sandbox.h"
 #include "sink_local.h"
 #include "sp_abi.h"
+#include "sp_ctl.h"
 #include "sp_duration.h"
 #include "sp_log.h"
 #include "sp_ring.h"
@@ -53,7 +54,7 @@ struct opts {
 	int control_fd;
 	int output_dir_fd;
 	bool check_config;
-	bool probe_flags;
+	bool send_probe_config;
 	bool already_confined;
 	bool sandbox_debug;
 	int verbose;
@@ -102,10 +103,9 @@ static void usage(FILE *f)
 "connects to the probe's socket.\n\n"
 "  -c, --config FILE          YAML configuration (see README); flags override it\n"
 "  --check-config             validate the configuration and exit (-v prints it)\n"
-"  --probe-flags              validate the configuration, print the probe flags\n"
-"                             it implies (one per line: sample rate, stack\n"
-"                             switches, command lines) and exit; the launcher\n"
-"                             uses this so that one file configures both\n"
+"  --send-probe-config        first tell the probe (PROBE_CONFIG) the sample rate\n"
+"                             and stack switches of the file and flags; the\n"
+"                             launcher uses this so that one file configures both\n"
 "  --sample-rate HZ           expected probe rate, overrides sample_rate (97)\n"
 "  --no-user-stacks           overrides collect_user_profile: true\n"
 "  --no-kernel-stacks         overrides collect_kernel_profile: true\n"
@@ -171,14 +171,14 @@ enum {
 	OPT_INTERVAL, OPT_EVENT_LOOP, OPT_PID_CACHE, OPT_BUILD_ID_CACHE,
 	OPT_SAME_FILE_CACHE, OPT_RET_FILES, OPT_RET_BYTES, OPT_VERSION,
 	OPT_USER, OPT_CONFINED, OPT_SANDBOX_DEBUG, OPT_CHECK_CONFIG,
-	OPT_CMDLINE, OPT_PROBE_FLAGS, OPT_RATE, OPT_NO_USER, OPT_NO_KERNEL,
+	OPT_CMDLINE, OPT_SEND_CONFIG, OPT_RATE, OPT_NO_USER, OPT_NO_KERNEL,
 	OPT_DEMANGLE,
 };
 
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
-	{ "probe-flags", no_argument, NULL, OPT_PROBE_FLAGS },
+	{ "send-probe-config", no_argument, NULL, OPT_SEND_CONFIG },
 	{ "demangle", required_argument, NULL, OPT_DEMANGLE },
 	{ "sample-rate", required_argument, NULL, OPT_RATE },
 	{ "no-user-stacks", no_argument, NULL, OPT_NO_USER },
@@ -219,7 +219,7 @@ static void parse_one(struct opts *o, int c, const char *arg)
 	switch (c) {
 	case 'c': break;			/* loaded in the first pass */
 	case OPT_CHECK_CONFIG: o->check_config = true; break;
-	case OPT_PROBE_FLAGS: o->probe_flags = true; break;
+	case OPT_SEND_CONFIG: o->send_probe_config = true; break;
 	case OPT_RATE:
 		cfg->sample_rate = parse_u32_opt("sample-rate", arg, 10000);
 		break;
@@ -847,18 +847,6 @@ static int check_config(const struct opts *o)
 		fatalx("%s", err);
 	targets_free(t);
 	check_unsupported(c);	/* what start-up would refuse, refused here */
-	if (o->probe_flags) {
-		/*
-		 * Read by the launcher (as root) before it starts the probe:
-		 * one flag per line, only these four shapes, which it
-		 * checks line by line.
-		 */
-		printf("--sample-rate=%u\n%s%s%s", c->sample_rate,
-		       c->collect_user_profile ? "" : "--no-user-stacks\n",
-		       c->collect_kernel_profile ? "" : "--no-kernel-stacks\n",
-		       c->discover_commandline ? "--discover-commandline\n" : "");
-		return fflush(stdout) == 0 ? 0 : 1;
-	}
 	if (o->verbose)
 		(void)config_dump(c, stdout);
 	printf("%s: OK\n", c->path ? c->path : "(defaults)");
@@ -891,8 +879,23 @@ static void setup_attribution(struct agg *a)
 			  strerror(-r));
 }
 
-/* The probe samples with its own flags (the launcher derives them from the
- * same file); a separately started probe may disagree: say so. */
+/* Launcher mode: the probe waits for its share of the merged configuration
+ * (it parses no YAML) before it loads BPF. */
+static void send_probe_config(const struct config *c, int sock)
+{
+	struct sp_msg_probe_config pc = { .sample_rate = c->sample_rate,
+		.flags = (c->collect_user_profile ? 0 : SP_CONFIG_F_NO_USER) |
+			 (c->collect_kernel_profile ? 0 : SP_CONFIG_F_NO_KERNEL) };
+	int r = sp_ctl_send(sock, SP_MSG_PROBE_CONFIG, &pc, sizeof(pc), NULL, 0);
+
+	if (r < 0) {
+		errno = -r;
+		fatal("sending the probe its configuration");
+	}
+}
+
+/* The probe samples with its own flags (the launcher's gets them from us); a
+ * separately started probe may disagree: say so. */
 static void check_probe_settings(const struct agg *a, const struct probe_hello *h)
 {
 	const struct config *c = a->o.cfg;
@@ -923,7 +926,7 @@ int main(int argc, char **argv)
 	parse_opts(&a.o, argc, argv);
 	log_init("aggregator", a.o.verbose ? SP_LOG_INFO + a.o.verbose - 1
 					   : SP_LOG_INFO);
-	if (a.o.check_config || a.o.probe_flags)
+	if (a.o.check_config)
 		return check_config(&a.o);
 	check_unsupported(a.o.cfg);
 	setup_attribution(&a);
@@ -931,6 +934,8 @@ int main(int argc, char **argv)
 	dirfd = open_output_dir(&a.o);
 	sock = a.o.control_fd >= 0 ? a.o.control_fd
 				   : connect_probe(a.o.cfg->socket_path);
+	if (a.o.send_probe_config)
+		send_probe_config(a.o.cfg, sock);
 	a.pc = probe_client_new(sock, PROBE_TIMEOUT_MS);
 	if (!a.pc)
 		fatal("control socket");

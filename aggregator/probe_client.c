@@ -9,6 +9,7 @@
 #include "probe_client.h"
 #include "proctable.h"
 #include "sp_abi.h"
+#include "sp_log.h"
 
 struct probe_client {
 	int sock;
@@ -231,6 +232,9 @@ int probe_open_proc_files(struct probe_client *pc, uint32_t pid,
 		flags &= ~(uint32_t)SP_OPEN_PROC_F_CMDLINE;
 	r = open_proc_once(pc, pid, start_time, flags, f);
 	if (r == -EPERM && (flags & SP_OPEN_PROC_F_CMDLINE)) {
+		log_warnx("the probe does not serve command lines (it needs "
+			  "--discover-commandline too): __meta_process_"
+			  "commandline stays empty");
 		pc->cmdline_refused = true;
 		r = open_proc_once(pc, pid, start_time,
 				   flags & ~(uint32_t)SP_OPEN_PROC_F_CMDLINE, f);

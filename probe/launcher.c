@@ -16,7 +16,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "sp_log.h"
 
@@ -26,17 +25,20 @@
 
 enum { TO_PROBE = 256, TO_AGG, TO_BOTH, O_USER, O_OUT };
 
-/* Passed on unchanged, as --name[=value], to the probe or the aggregator. */
+/* Passed on unchanged, as --name[=value], to the probe or the aggregator.
+ * The aggregator merges the sampling options with -c FILE and sends the
+ * probe the result as its first message (--config-from-peer): the probe
+ * never parses YAML, and we parse nothing but our command line. */
 static const struct option lo[] = {
 	{ "duration", required_argument, NULL, TO_PROBE },
-	{ "sample-rate", required_argument, NULL, TO_BOTH },
-	{ "no-user-stacks", no_argument, NULL, TO_BOTH },
-	{ "no-kernel-stacks", no_argument, NULL, TO_BOTH },
+	{ "sample-rate", required_argument, NULL, TO_AGG },
+	{ "no-user-stacks", no_argument, NULL, TO_AGG },
+	{ "no-kernel-stacks", no_argument, NULL, TO_AGG },
 	{ "debug-dir", required_argument, NULL, TO_PROBE },
 	{ "collect-interval", required_argument, NULL, TO_AGG },
 	{ "demangle", required_argument, NULL, TO_AGG },
 	{ "sandbox-debug", no_argument, NULL, TO_AGG },
-	{ "discover-commandline", no_argument, NULL, TO_BOTH },
+	{ "discover-commandline", no_argument, NULL, TO_BOTH },	/* ours to allow */
 	{ "config", required_argument, NULL, 'c' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "aggregator-user", required_argument, NULL, O_USER },
@@ -61,8 +63,9 @@ static void usage(FILE *f)
 "                 [--discover-commandline] [--demangle LEVEL (none)] [-v] [-h]\n"
 "Runs splitprof-probe (privileged) and splitprof-aggregator (as USER) over a\n"
 "socketpair; it creates the output directory and hands it over open. With -c\n"
-"the file's sample_rate, collect_*_profile and discover_commandline reach the\n"
-"probe too; flags given here override the file.\n");
+"the file's sample_rate and collect_*_profile reach the probe too (the\n"
+"aggregator sends them); flags given here override the file. Command lines\n"
+"are served only with --discover-commandline here, whatever the file says.\n");
 }
 
 static void forward(struct argv_buf *a, const char *name, const char *val)
@@ -111,83 +114,16 @@ static void make_output_dir(const char *path, const struct passwd *pw)
 	free(p);
 }
 
-static struct passwd *agg_user(const char *user)
+static __attribute__((noreturn)) void exec_aggregator(int sock,
+		const char *user, const char *outdir, struct argv_buf *a)
 {
 	struct passwd *pw = getpwnam(user);
+	int dfd = -1, c;
 
 	if (!pw)
 		fatalx("no such user %s", user);
 	if (pw->pw_uid == 0)
 		fatalx("refusing to run the aggregator as root");
-	return pw;
-}
-
-/* Only root (CAP_SETPCAP) can empty the bounding set: do it for the
- * aggregator now, it cannot once it runs as the user. */
-static void become(const struct passwd *pw)
-{
-	int c;
-
-	for (c = 0; prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0; c++)
-		;
-	if (errno != EINVAL)
-		fatal("emptying the bounding set");
-	if (setgroups(0, NULL) < 0 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-		fatal("dropping to user %s", pw->pw_name);
-}
-
-/*
- * -c FILE: the probe's flags come from the same file, parsed (as the
- * aggregator's user, never as root) by `splitprof-aggregator --probe-flags`.
- * Its answer is a few lines of four fixed shapes; anything else stops us.
- * The probe then range-checks the values itself.
- */
-static void config_flags(const char *file, const char *user, struct argv_buf *pr)
-{
-	struct argv_buf a = { .n = 1 };
-	char buf[256], *l, *save, *v;
-	size_t len = 0;
-	int fds[2], st;
-	ssize_t n;
-	pid_t pid;
-
-	if (pipe2(fds, O_CLOEXEC) < 0 || (pid = fork()) < 0)
-		fatal("pipe/fork");
-	if (pid == 0) {
-		if (dup2(fds[1], STDOUT_FILENO) < 0)
-			fatal("dup2");
-		forward(&a, "config", file);
-		forward(&a, "probe-flags", NULL);
-		become(agg_user(user));
-		exec_sibling("splitprof-aggregator", &a);
-	}
-	close(fds[1]);
-	while (len < sizeof(buf) - 1 &&
-	       (n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)n;
-	close(fds[0]);		/* before waiting: a chatty child gets EPIPE */
-	buf[len] = '\0';
-	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
-		fatalx("configuration %s refused, see above", file);
-	for (l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		v = strncmp(l, "--sample-rate=", 14) ? NULL : l + 14;
-		if (v ? !*v || strlen(v) > 5 || strspn(v, "0123456789") != strlen(v)
-		      : strcmp(l, "--no-user-stacks") &&
-			strcmp(l, "--no-kernel-stacks") &&
-			strcmp(l, "--discover-commandline"))
-			fatalx("bad probe flag from %s: '%.40s'", file, l);
-		forward(pr, l + 2, NULL);
-	}
-}
-
-static __attribute__((noreturn)) void exec_aggregator(int sock,
-		const char *user, const char *outdir, struct argv_buf *a)
-{
-	struct passwd *pw = agg_user(user);
-	int dfd = -1;
-
 	/* Lift both fds above 4 first so placing one can't clobber the other. */
 	sock = fcntl(sock, F_DUPFD_CLOEXEC, 10);
 	if (outdir) {
@@ -204,30 +140,39 @@ static __attribute__((noreturn)) void exec_aggregator(int sock,
 	forward(a, "control-fd", "3");
 	if (dfd >= 0)
 		forward(a, "output-dir-fd", "4");
-	become(pw);
+	/* Only root (CAP_SETPCAP) can empty the bounding set: do it for the
+	 * aggregator now, it cannot once it runs as the user. */
+	for (c = 0; prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0; c++)
+		;
+	if (errno != EINVAL)
+		fatal("emptying the bounding set");
+	if (setgroups(0, NULL) < 0 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+		fatal("dropping to user %s", user);
 	exec_sibling("splitprof-aggregator", a);
 }
 
 int main(int argc, char **argv)
 {
-	struct argv_buf probe = { .n = 1 }, agg = { .n = 1 }, cli = { .n = 1 };
-	const char *user = "nobody", *outdir = NULL, *config = NULL;
-	int c, i = 0, sv[2];
+	struct argv_buf probe = { .n = 1 }, agg = { .n = 1 };
+	const char *user = "nobody", *outdir = NULL;
+	int c, i = 0, sv[2], config = 0;
 	char fdstr[16];
 	pid_t pid;
 
 	log_init("splitprof", SP_LOG_INFO);
 	while ((c = getopt_long(argc, argv, "c:vh", lo, &i)) != -1) {
 		switch (c) {
-		case TO_PROBE: forward(&cli, lo[i].name, optarg); break;
+		case TO_PROBE: forward(&probe, lo[i].name, optarg); break;
 		case TO_AGG: forward(&agg, lo[i].name, optarg); break;
 		case TO_BOTH:
-			forward(&cli, lo[i].name, optarg);
+			forward(&probe, lo[i].name, optarg);
 			forward(&agg, lo[i].name, optarg);
 			break;
-		case 'c': config = optarg; forward(&agg, "config", optarg); break;
+		case 'c': config = 1; forward(&agg, "config", optarg); break;
 		case 'v':
-			forward(&cli, "verbose", NULL);
+			forward(&probe, "verbose", NULL);
 			forward(&agg, "verbose", NULL);
 			break;
 		case O_USER: user = optarg; break;
@@ -240,10 +185,8 @@ int main(int argc, char **argv)
 		fatalx("unexpected argument %s", argv[optind]);
 	if (!outdir && !config)
 		outdir = "./profiles";
-	if (config)	/* first, so that the command line overrides the file */
-		config_flags(config, user, &probe);
-	for (i = 1; i < cli.n; i++)
-		forward(&probe, cli.v[i] + 2, NULL);
+	forward(&probe, "config-from-peer", NULL);
+	forward(&agg, "send-probe-config", NULL);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		fatal("socketpair");
 	pid = fork();

@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <pwd.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@
 #define CHILD_WAIT_SEC	10
 #define MSGS_PER_WAKE	64	/* a chatty aggregator can't starve sampling */
 #define DRAIN_MS	200	/* BPF wakes us per batch only (profile.bpf.c) */
+#define CONFIG_WAIT_MS	30000	/* for the launcher's aggregator to parse */
 #define MAX_DEBUG_DIRS	4
 #define NSEC		1000000000ull
 
@@ -52,6 +54,7 @@ struct probe {
 	const char *debug_dirs[MAX_DEBUG_DIRS + 2]; /* + /usr/lib/debug, NULL */
 	unsigned int n_debug_dirs;
 	bool allow_cmdline;		/* --discover-commandline */
+	bool config_from_peer;		/* --config-from-peer */
 	int epfd, sigfd, timerfd, drainfd, listen_fd, conn_fd, kallsyms_fd;
 	struct probe_bpf *bpf;
 	struct broker *broker;
@@ -68,6 +71,8 @@ static void usage(FILE *f)
 "  --socket PATH         listen on PATH, mode 0660; a missing directory is\n"
 "                        created 0750 (default " DEFAULT_SOCKET ")\n"
 "  --socket-fd N         serve one connected socket (launcher), exit after it\n"
+"  --config-from-peer    with --socket-fd: take rate and switches from the\n"
+"                        peer's first message (PROBE_CONFIG), not from flags\n"
 "  --aggregator-uid UID  the only peer uid accepted (default: user splitprof)\n"
 "  --sample-rate HZ      samples per second per CPU, 1..10000 (default 97)\n"
 "  --no-user-stacks, --no-kernel-stacks  do not collect those stacks\n"
@@ -106,6 +111,7 @@ static void parse_opts(int argc, char **argv, struct probe *p)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "debug-dir", required_argument, NULL, 'D' },
 		{ "discover-commandline", no_argument, NULL, 'C' },
+		{ "config-from-peer", no_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -137,6 +143,7 @@ static void parse_opts(int argc, char **argv, struct probe *p)
 			p->debug_dirs[p->n_debug_dirs++] = optarg;
 			break;
 		case 'C': p->allow_cmdline = true; break;
+		case 'P': p->config_from_peer = true; break;
 		case 'v': p->bo.verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -465,6 +472,27 @@ static void setup_bpf(struct probe *p)
 		RING_SECONDS, RING_MIN, RING_MAX);
 }
 
+/* The launcher's aggregator parsed the YAML: its first message, checked like
+ * any request, sets what our flags would. Anything else stops us. */
+static void recv_config(struct probe *p)
+{
+	struct pollfd pfd = { .fd = p->socket_fd, .events = POLLIN };
+	const struct sp_msg_probe_config *c;
+	struct sp_ctl_msg m;
+
+	if (poll(&pfd, 1, CONFIG_WAIT_MS) != 1 || sp_ctl_recv(p->socket_fd, &m) ||
+	    m.type != SP_MSG_PROBE_CONFIG || m.u.probe_config.sample_rate < 1 ||
+	    m.u.probe_config.sample_rate > 10000 ||
+	    (m.u.probe_config.flags & ~(uint32_t)SP_CONFIG_F_ALL))
+		fatalx("no valid configuration from the aggregator");
+	c = &m.u.probe_config;
+	p->bo.sample_rate = c->sample_rate;
+	p->bo.user_stacks = !(c->flags & SP_CONFIG_F_NO_USER);
+	p->bo.kernel_stacks = !(c->flags & SP_CONFIG_F_NO_KERNEL);
+	log_info("configuration from the aggregator: %u Hz, flags %#x",
+		 c->sample_rate, c->flags);
+}
+
 /* The launcher's socketpair end, or a socket only the aggregator uid may use. */
 static void setup_socket(struct probe *p)
 {
@@ -478,6 +506,8 @@ static void setup_socket(struct probe *p)
 		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
 		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
 			fatal("fcntl socket fd");
+		if (p->config_from_peer)
+			recv_config(p);
 		return;
 	}
 	if (p->agg_uid < 0) {

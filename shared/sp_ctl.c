@@ -36,6 +36,7 @@ static const struct sp_ctl_shape sp_ctl_shapes[SP_MSG_TYPE_MAX + 1] = {
 				  SP_CTL_MAX_FDS },
 	[SP_MSG_ERROR]        = { sizeof(struct sp_msg_error), 0, 0 },
 	[SP_MSG_OPEN_DEBUGLINK] = { sizeof(struct sp_msg_open_debuglink), 0, 0 },
+	[SP_MSG_PROBE_CONFIG] = { sizeof(struct sp_msg_probe_config), 0, 0 },
 };
 
 _Static_assert(sizeof(struct sp_msg_hello) <= SP_CTL_MAX_PAYLOAD &&

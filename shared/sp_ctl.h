@@ -19,7 +19,7 @@
 #include <linux/types.h>
 
 #define SP_CTL_VERSION		3	/* 2: OPEN_PROC flags, exe/cwd/cmdline, FILES uid;
-				   3: OPEN_DEBUGLINK */
+				   3: OPEN_DEBUGLINK, PROBE_CONFIG */
 
 /* Message types. */
 #define SP_MSG_HELLO		1	/* probe -> agg, 3 or 4 fds */
@@ -29,7 +29,8 @@
 #define SP_MSG_FILES		5	/* probe -> agg, reply with fds */
 #define SP_MSG_ERROR		6	/* probe -> agg, reply without fds */
 #define SP_MSG_OPEN_DEBUGLINK	7	/* agg -> probe */
-#define SP_MSG_TYPE_MAX		7
+#define SP_MSG_PROBE_CONFIG	8	/* agg -> probe, first and once (launcher) */
+#define SP_MSG_TYPE_MAX		8
 
 #define SP_CTL_MAX_FDS		5
 #define SP_BUILD_ID_MAX		40	/* GNU build ids are 20 bytes; allow more */
@@ -124,6 +125,24 @@ struct sp_msg_open_debuglink {
 	char name[SP_DEBUGLINK_MAX];
 };
 
+/*
+ * Launcher only (probe --config-from-peer): the aggregator's first message,
+ * before HELLO, carries the probe's share of the configuration it parsed
+ * (YAML file and flags merged), so the probe never reads YAML. Anything but
+ * this message, or a value out of range, stops the probe. Afterwards it is
+ * a protocol error like any unknown request.
+ */
+#define SP_CONFIG_F_NO_USER	0x1	/* collect_user_profile: false */
+#define SP_CONFIG_F_NO_KERNEL	0x2	/* collect_kernel_profile: false */
+#define SP_CONFIG_F_ALL		0x3
+/* Not here, on purpose: serving command lines (secrets) stays the probe's own
+ * flag, --discover-commandline, never the aggregator's say. */
+
+struct sp_msg_probe_config {
+	__u32 sample_rate;	/* 1..10000 Hz */
+	__u32 flags;		/* SP_CONFIG_F_* */
+};
+
 struct sp_msg_files {
 	__u64 req_id;
 	__u32 request;	/* the request type answered */
@@ -144,6 +163,7 @@ _Static_assert(sizeof(struct sp_msg_open_proc) == 24, "open_proc ABI");
 _Static_assert(sizeof(struct sp_msg_open_mapping) == 56, "open_mapping ABI");
 _Static_assert(sizeof(struct sp_msg_open_debug) == 64, "open_debug ABI");
 _Static_assert(sizeof(struct sp_msg_open_debuglink) == 184, "debuglink ABI");
+_Static_assert(sizeof(struct sp_msg_probe_config) == 8, "probe_config ABI");
 _Static_assert(sizeof(struct sp_msg_files) == 24, "files ABI");
 _Static_assert(sizeof(struct sp_msg_error) == 16, "error ABI");
 
@@ -159,6 +179,7 @@ struct sp_ctl_msg {
 		struct sp_msg_open_mapping open_mapping;
 		struct sp_msg_open_debug open_debug;
 		struct sp_msg_open_debuglink open_debuglink;
+		struct sp_msg_probe_config probe_config;
 		struct sp_msg_files files;
 		struct sp_msg_error error;
 		unsigned char raw[SP_CTL_MAX_PAYLOAD];

@@ -891,6 +891,9 @@ ParameterizedTestParameters(broker, malformed_request_closes)
 		{ "build_id_len 41", SP_MSG_OPEN_DEBUG, 64, 0, 41, -EPROTO },
 		{ "build_id_len max", SP_MSG_OPEN_DEBUG, 64, 0, 0xffffffff,
 		  -EPROTO },
+		{ "probe_config after hello", SP_MSG_PROBE_CONFIG, 8, 0, 0,
+		  -EPROTO },
+		{ "probe_config long", SP_MSG_PROBE_CONFIG, 12, 0, 0, -EBADMSG },
 	};
 
 	return cr_make_param_array(struct bad_request, cases,

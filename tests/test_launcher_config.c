@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_launcher_config.c - one YAML file configures both processes. The
- * probe never parses YAML: `splitprof -c FILE` asks
- * `splitprof-aggregator --probe-flags` (as the aggregator's user) for the
- * probe's flags, checks each line's shape and passes them on; flags on the
- * launcher's command line override the file.
+ * probe never parses YAML: under the launcher the aggregator sends it the
+ * merged sample rate and switches as its first message (PROBE_CONFIG, see
+ * test_probe.c for the probe's side); flags on the launcher's command line
+ * override the file.
  *
- * The --probe-flags cases need only the built binaries; the launcher cases
+ * The PROBE_CONFIG cases need only the built binaries; the launcher cases
  * record for real (root, BPF) and skip loudly otherwise.
  */
 #include <criterion/criterion.h>
@@ -16,11 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "e2e_util.h"
+#include "sp_ctl.h"
 
 #define LC_RUN_MS	30000
 #define LC_OUT_MAX	16384
@@ -94,46 +98,91 @@ static bool exited(const struct lc_run *r, int code)
 	return WIFEXITED(r->status) && WEXITSTATUS(r->status) == code;
 }
 
-static void expect_probe_flags(const char *yaml, const char *want)
+/*
+ * Runs `splitprof-aggregator --control-fd 3 --send-probe-config -c yaml
+ * [extra]` on one end of a socketpair and returns its first message (type
+ * 0: none). Then hangs up: with no HELLO it gives up.
+ */
+static void first_message(const char *yaml, const char *extra,
+			  struct sp_ctl_msg *m, struct lc_run *r)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], exe[PATH_MAX], bdir[PATH_MAX], err[PATH_MAX];
+	struct timeval tv = { .tv_sec = 10 };
+	int sv[2];
+	bool slow;
+	pid_t pid;
+
+	lc_file("agg.yaml", yaml, path);
+	build_dir(bdir);
+	path_join(exe, bdir, "splitprof-aggregator");
+	path_join(err, lc_dir, "agg.err");
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		redirect_or_die(2, err, O_WRONLY | O_CREAT | O_TRUNC);
+		if (dup2(sv[1], 3) < 0)
+			_exit(126);
+		execl(exe, exe, "--control-fd", "3", "--send-probe-config",
+		      "-c", path, "--output-dir", lc_dir, extra, (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	memset(m, 0, sizeof(*m));
+	if (sp_ctl_recv(sv[0], m) < 0)
+		m->type = 0;
+	close(sv[0]);
+	r->status = wait_or_kill(pid, LC_RUN_MS, &slow);
+	slurp(err, r->err, sizeof(r->err));
+	cr_assert(!slow, "the aggregator did not exit; stderr:\n%s", r->err);
+}
+
+static void expect_probe_config(const char *yaml, const char *extra,
+				uint32_t rate, uint32_t flags)
+{
+	struct sp_ctl_msg m;
 	struct lc_run r;
-	const char *args[] = { "--probe-flags", "-c", path, NULL };
 
-	lc_file("flags.yaml", yaml, path);
-	lc_run(&r, "splitprof-aggregator", args);
-	cr_assert(exited(&r, 0), "--probe-flags: wait status 0x%x; stderr:\n%s",
-		  (unsigned int)r.status, r.err);
-	cr_expect_str_eq(r.out, want, "for:\n%s", yaml);
+	first_message(yaml, extra, &m, &r);
+	cr_assert_eq(m.type, SP_MSG_PROBE_CONFIG, "first message type %u, "
+		     "stderr:\n%s", m.type, r.err);
+	cr_expect_eq(m.u.probe_config.sample_rate, rate, "for:\n%s", yaml);
+	cr_expect_eq(m.u.probe_config.flags, flags, "for:\n%s", yaml);
 }
 
-Test(launcher_config, probe_flags_of_defaults)
+Test(launcher_config, probe_config_of_defaults)
 {
-	expect_probe_flags("collect_interval: 15s\n", "--sample-rate=97\n");
+	expect_probe_config("collect_interval: 15s\n", NULL, 97, 0);
 }
 
-Test(launcher_config, probe_flags_of_every_probe_key)
+Test(launcher_config, probe_config_of_every_probe_key)
 {
-	expect_probe_flags("sample_rate: 199\n"
-			   "collect_user_profile: false\n"
-			   "collect_kernel_profile: false\n"
-			   "discover_commandline: true\n",
-			   "--sample-rate=199\n--no-user-stacks\n"
-			   "--no-kernel-stacks\n--discover-commandline\n");
+	expect_probe_config("sample_rate: 199\n"
+			    "collect_user_profile: false\n"
+			    "collect_kernel_profile: false\n"
+			    "discover_commandline: true\n", NULL, 199,
+			    SP_CONFIG_F_NO_USER | SP_CONFIG_F_NO_KERNEL);
 }
 
-Test(launcher_config, probe_flags_refuse_a_bad_file)
+Test(launcher_config, flags_override_the_file_in_probe_config)
 {
-	char path[PATH_MAX];
+	expect_probe_config("sample_rate: 199\n", "--sample-rate=101", 101, 0);
+	expect_probe_config("sample_rate: 199\n", "--no-kernel-stacks", 199,
+			    SP_CONFIG_F_NO_KERNEL);
+}
+
+/* A bad file: no message at all (the probe then stops, loading nothing). */
+Test(launcher_config, bad_file_sends_no_probe_config)
+{
+	struct sp_ctl_msg m;
 	struct lc_run r;
-	const char *args[] = { "--probe-flags", "-c", path, NULL };
 
-	lc_file("bad.yaml", "sample_rate: 0\n", path);
-	lc_run(&r, "splitprof-aggregator", args);
-	cr_expect(!exited(&r, 0), "a bad file gave probe flags:\n%s", r.out);
-	cr_expect_str_empty(r.out);
-	cr_expect(strstr(r.err, path) && strstr(r.err, "sample_rate"),
-		  "the error does not name %s and sample_rate:\n%s", path,
+	first_message("sample_rate: 0\n", NULL, &m, &r);
+	cr_expect_eq(m.type, 0, "a bad file sent message type %u", m.type);
+	cr_expect(!exited(&r, 0), "the aggregator accepted a bad file");
+	cr_expect(strstr(r.err, "agg.yaml") && strstr(r.err, "sample_rate"),
+		  "the error does not name the file and sample_rate:\n%s",
 		  r.err);
 }
 
@@ -179,7 +228,8 @@ Test(launcher_config, command_line_overrides_the_file)
 		       "the aggregator saw another rate:\n%s", r.err);
 }
 
-/* A bad file stops the launcher before the probe loads anything. */
+/* A bad file: the aggregator stops, and the probe with it before it loads
+ * anything (it waits for PROBE_CONFIG first). */
 Test(launcher_config, bad_file_starts_nothing)
 {
 	char cfg[PATH_MAX], out[PATH_MAX];
@@ -196,6 +246,9 @@ Test(launcher_config, bad_file_starts_nothing)
 	cr_expect(strstr(r.err, cfg) && strstr(r.err, "sample_rate"),
 		  "the error does not name %s and sample_rate:\n%s", cfg,
 		  r.err);
-	cr_expect_null(strstr(r.err, "probe:"),
-		       "the probe started anyway:\n%s", r.err);
+	cr_expect(strstr(r.err, "no valid configuration from the aggregator"),
+		  "the probe did not stop for want of a configuration:\n%s",
+		  r.err);
+	cr_expect_null(strstr(r.err, "loaded BPF"),
+		       "the probe loaded BPF anyway:\n%s", r.err);
 }

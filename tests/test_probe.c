@@ -18,6 +18,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdbool.h>
 
 #include "sp_abi.h"
 #include "sp_ctl.h"
@@ -47,7 +49,8 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Starts the probe; with sockpath NULL it gets one end of a socketpair. */
+/* Starts the probe; with sockpath NULL it gets one end of a socketpair, and
+ * with rate NULL as well it waits for PROBE_CONFIG (--config-from-peer). */
 static void probe_spawn(struct probe_proc *pp, const char *sockpath,
 			const char *rate)
 {
@@ -72,8 +75,12 @@ static void probe_spawn(struct probe_proc *pp, const char *sockpath,
 		} else {
 			fcntl(sv[1], F_SETFD, 0);
 			snprintf(fdstr, sizeof(fdstr), "%d", sv[1]);
-			execl(bin, bin, "--socket-fd", fdstr, "--sample-rate",
-			      rate, (char *)NULL);
+			if (rate)
+				execl(bin, bin, "--socket-fd", fdstr,
+				      "--sample-rate", rate, (char *)NULL);
+			else
+				execl(bin, bin, "--socket-fd", fdstr,
+				      "--config-from-peer", (char *)NULL);
 		}
 		_exit(127);
 	}
@@ -521,4 +528,87 @@ Test(probe, programs_detach_on_sigkill, .timeout = 20)
 			poll(NULL, 0, 100);
 	}
 	cr_expect_eq(alive, 0, "BPF programs still loaded after SIGKILL");
+}
+
+/* ---- the launcher's way: the configuration from the aggregator ---------- */
+
+/* The aggregator's first message sets the rate and the stack switches. */
+Test(probe, config_from_peer_sets_rate_and_switches, .timeout = 30)
+{
+	struct sp_msg_probe_config pc = { .sample_rate = 199,
+					  .flags = SP_CONFIG_F_NO_USER };
+	struct probe_proc pp;
+	struct sp_msg_hello h;
+	struct sp_consumer *c;
+
+	skip_unless_bpf();
+	probe_spawn(&pp, NULL, NULL);
+	cr_assert_eq(sp_ctl_send(pp.sock, SP_MSG_PROBE_CONFIG, &pc, sizeof(pc),
+				 NULL, 0), 0);
+	c = hello_open(pp.sock, &h);
+	cr_expect_eq(h.sample_rate, 199);
+	cr_expect(h.flags & SP_HELLO_F_NO_USER, "user stacks still on");
+	cr_expect(!(h.flags & SP_HELLO_F_NO_KERNEL), "kernel stacks off");
+	sp_consumer_free(c);
+	probe_kill(&pp);
+}
+
+struct bad_config {
+	char name[32];
+	uint32_t type, rate, flags;
+	bool hang_up;		/* send nothing, close */
+};
+
+ParameterizedTestParameters(probe, config_from_peer_refuses)
+{
+	static struct bad_config cases[] = {
+		{ "rate 0", SP_MSG_PROBE_CONFIG, 0, 0, false },
+		{ "rate 10001", SP_MSG_PROBE_CONFIG, 10001, 0, false },
+		{ "unknown flag", SP_MSG_PROBE_CONFIG, 97, 0x8, false },
+		{ "no cmdline flag", SP_MSG_PROBE_CONFIG, 97, 0x4, false },
+		{ "a request first", SP_MSG_OPEN_PROC, 0, 0, false },
+		{ "hang-up (bad YAML)", 0, 0, 0, true },
+	};
+
+	return cr_make_param_array(struct bad_config, cases,
+				   sizeof(cases) / sizeof(cases[0]));
+}
+
+/* Anything but a valid PROBE_CONFIG first: the probe exits, loads nothing,
+ * sends no HELLO. */
+ParameterizedTest(struct bad_config *bc, probe, config_from_peer_refuses,
+		  .timeout = 30)
+{
+	struct sp_msg_probe_config pc = { .sample_rate = bc->rate,
+					  .flags = bc->flags };
+	struct sp_msg_open_proc op = { .pid = 1 };
+	struct probe_proc pp;
+	struct sp_ctl_msg m;
+	int st = 0, i;
+
+	skip_unless_bpf();
+	probe_spawn(&pp, NULL, NULL);
+	if (bc->hang_up)
+		shutdown(pp.sock, SHUT_WR);
+	else if (bc->type == SP_MSG_PROBE_CONFIG)
+		cr_assert_eq(sp_ctl_send(pp.sock, bc->type, &pc, sizeof(pc),
+					 NULL, 0), 0);
+	else
+		cr_assert_eq(sp_ctl_send(pp.sock, bc->type, &op, sizeof(op),
+					 NULL, 0), 0);
+	for (i = 0; i < 100 && waitpid(pp.pid, &st, WNOHANG) == 0; i++)
+		poll(NULL, 0, 50);
+	cr_assert_lt(i, 100, "%s: the probe is still running", bc->name);
+	pp.pid = 0;
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) != 0, "%s: wait status %#x",
+		  bc->name, (unsigned int)st);
+	cr_expect(wait_log(&pp, "no valid configuration", 1000),
+		  "%s: log:\n%s", bc->name, pp.logbuf);
+	(void)wait_log(&pp, "(read the rest, to EOF)", 1000);
+	cr_expect_null(strstr(pp.logbuf, "loaded BPF"), "%s: BPF loaded",
+		       bc->name);
+	fcntl(pp.sock, F_SETFL, O_NONBLOCK);
+	cr_expect_neq(sp_ctl_recv(pp.sock, &m), 0, "%s: got a message",
+		      bc->name);
+	close(pp.sock);
 }
