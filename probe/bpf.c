@@ -34,26 +34,6 @@ struct probe_bpf {
 	unsigned int ncpu;		/* possible CPUs */
 };
 
-static bool libbpf_verbose;
-
-/* Silent unless -v; then libbpf's warnings at info, the rest at debug. */
-static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	char buf[512];
-	size_t n;
-
-	if (!libbpf_verbose)
-		return 0;
-	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
-	buf[n && buf[n - 1] == '\n' ? n - 1 : n] = '\0';
-	if (level == LIBBPF_DEBUG)
-		log_debug("libbpf: %s", buf);
-	else
-		log_info("libbpf: %s", buf);
-	return 0;
-}
-
 uint64_t probe_pow2_clamp(uint64_t want, uint64_t min, uint64_t max)
 {
 	uint64_t v = min;
@@ -102,12 +82,16 @@ static int attach_cpus(struct probe_bpf *pb, unsigned int rate)
 
 int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out)
 {
+	libbpf_print_fn_t def;
 	struct probe_bpf *pb;
 	uint64_t ring;
 	int err;
 
-	libbpf_verbose = o->verbose;
-	libbpf_set_print(libbpf_log);
+	/* libbpf's own printer (warnings, the verifier log of a failed load,
+	 * info, on stderr) only with -v. */
+	def = libbpf_set_print(NULL);
+	if (o->verbose)
+		libbpf_set_print(def);
 	pb = calloc(1, sizeof(*pb));
 	if (!pb)
 		return -ENOMEM;
@@ -130,7 +114,7 @@ int probe_bpf_start(const struct probe_bpf_opts *o, struct probe_bpf **out)
 		err = profile__load(pb->skel);
 	if (err) {
 		log_warnx("loading the BPF program failed: %s%s", strerror(-err),
-			  libbpf_verbose ? "" : " (-v shows the verifier log)");
+			  o->verbose ? "" : " (-v shows the verifier log)");
 		goto out;
 	}
 	log_info("loaded BPF program (ring buffer %llu KiB, user stacks %s, "

@@ -80,7 +80,8 @@ static void usage(FILE *f)
 "  --debug-dir DIR       also search DIR/.build-id (max 4; /usr/lib/debug always)\n"
 "  --discover-commandline  serve /proc/P/cmdline (default off: may hold secrets)\n"
 "  --duration DUR        run for DUR, e.g. 90s (default 0: until SIGINT/SIGTERM)\n"
-"  -v, --verbose         debug logging, including libbpf's\n"
+"  -v, --verbose         debug logging, and libbpf's warnings (the verifier\n"
+"                        log when a load fails)\n"
 "  -h, --help            this text\n");
 }
 
