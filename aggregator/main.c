@@ -820,9 +820,16 @@ static void setup_pipeline(struct agg *a, struct probe_hello *h, int dirfd)
 		fatalx("the ring from the probe is not valid: %s", strerror(-r));
 	a->sym = symbolizer_new(&sc, a->pc, h->kallsyms_fd);
 	a->procs = proctable_new_files(a->o.cfg->pid_cache_size, open_proc_cb, a);
-	if (dirfd >= 0)
+	if (dirfd >= 0) {
 		a->sink = sink_local_new(dirfd, a->o.cfg->retention_max_files,
 					 a->o.cfg->retention_max_bytes);
+		/* e.g. a folder that existed, not ours: the launcher gives a
+		 * new one to our user but never chowns one that was there */
+		if (!a->sink && errno != ENOMEM)
+			fatal("cannot use the output directory as uid %u (its "
+			      "owner must let this user read and write it)",
+			      (unsigned int)getuid());
+	}
 	a->start_real_ns = now_ns(CLOCK_REALTIME);
 	a->profiles = profiles_new(a->period_ns, a->start_real_ns, sink_cb, a);
 	if (!a->sym || !a->procs || (dirfd >= 0 && !a->sink) || !a->profiles)

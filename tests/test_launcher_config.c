@@ -252,3 +252,23 @@ Test(launcher_config, bad_file_starts_nothing)
 	cr_expect_null(strstr(r.err, "loaded BPF"),
 		       "the probe loaded BPF anyway:\n%s", r.err);
 }
+
+/* An output folder that already exists and is not the aggregator's: the
+ * launcher never chowns it (it could be /etc), the aggregator says so. */
+Test(launcher_config, foreign_output_dir_named_clearly)
+{
+	char out[PATH_MAX];
+	struct lc_run r;
+	const char *args[] = { "--duration", "2s", "--output-dir", out, NULL };
+
+	e2e_require();
+	path_join(out, lc_dir, "roots-own");
+	cr_assert(mkdir(out, 0700) == 0, "mkdir %s: %s", out, strerror(errno));
+	lc_run(&r, "splitprof", args);
+	cr_expect(!exited(&r, 0), "the launcher succeeded with a folder its "
+		  "aggregator cannot use");
+	cr_expect(strstr(r.err, "cannot use the output directory as uid"),
+		  "no clear error:\n%s", r.err);
+	cr_expect_null(strstr(r.err, "out of memory"), "misleading error:\n%s",
+		       r.err);
+}
