@@ -290,18 +290,6 @@ int probe_open_debug(struct probe_client *pc, uint32_t pid, uint64_t start_time,
 	return pc_call(pc, SP_MSG_OPEN_DEBUG, &req, sizeof(req), fd, 1);
 }
 
-/* The broker's own rules (check_debuglink): a bad name would cost the link. */
-static bool debuglink_name_ok(const char *s)
-{
-	size_t i, len = strlen(s);
-
-	for (i = 0; i < len; i++)
-		if (s[i] <= ' ' || s[i] >= 0x7f || s[i] == '/')
-			return false;
-	return len > 6 && len < SP_DEBUGLINK_MAX &&
-	       strcmp(s + len - 6, ".debug") == 0;
-}
-
 int probe_open_debuglink(struct probe_client *pc, uint32_t pid,
 			 uint64_t start_time, uint64_t start, uint64_t end,
 			 uint64_t dev, uint64_t ino, const char *name, int *fd)
@@ -311,8 +299,11 @@ int probe_open_debuglink(struct probe_client *pc, uint32_t pid,
 		.end = end, .dev = dev, .ino = ino,
 	};
 
-	if (!name || !debuglink_name_ok(name))
+	/* the broker's rule: a name it refuses would cost the link */
+	if (!name || strnlen(name, sizeof(req.name)) == sizeof(req.name))
 		return -EINVAL;
 	memcpy(req.name, name, strlen(name) + 1);
+	if (!sp_ctl_debuglink_name_ok(req.name))
+		return -EINVAL;
 	return pc_call(pc, SP_MSG_OPEN_DEBUGLINK, &req, sizeof(req), fd, 1);
 }

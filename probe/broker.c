@@ -354,13 +354,7 @@ static int open_debug(struct request *rq, int piddir)
  * aggregator could read any file beside a mapped binary (a ~/.netrc). */
 static int check_debuglink(struct request *rq)
 {
-	const char *s = rq->m->u.open_debuglink.name;
-	size_t i, len = strnlen(s, SP_DEBUGLINK_MAX);
-
-	for (i = 0; i < len && s[i] > ' ' && s[i] < 0x7f && s[i] != '/'; i++)
-		;
-	if (i != len || len <= 6 || len == SP_DEBUGLINK_MAX ||
-	    strcmp(s + len - 6, ".debug") != 0)
+	if (!sp_ctl_debuglink_name_ok(rq->m->u.open_debuglink.name))
 		return -EPROTO;
 	return check_mapping(rq);
 }

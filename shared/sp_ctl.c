@@ -248,3 +248,14 @@ out:
 	sp_ctl_rx_close(&rx);
 	return ret;
 }
+
+bool sp_ctl_debuglink_name_ok(const char name[SP_DEBUGLINK_MAX])
+{
+	size_t i, len = strnlen(name, SP_DEBUGLINK_MAX);
+
+	for (i = 0; i < len; i++)
+		if (name[i] <= ' ' || name[i] >= 0x7f || name[i] == '/')
+			return false;
+	return len > 6 && len < SP_DEBUGLINK_MAX &&
+	       strcmp(name + len - 6, ".debug") == 0;
+}

@@ -14,6 +14,7 @@
 #ifndef SP_CTL_H
 #define SP_CTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
@@ -208,6 +209,13 @@ int sp_ctl_send(int sock, uint32_t type, const void *payload, uint32_t len,
  * caller.
  */
 int sp_ctl_recv(int sock, struct sp_ctl_msg *m);
+
+/*
+ * OPEN_DEBUGLINK's name rule, for both sides: NUL-terminated within
+ * SP_DEBUGLINK_MAX bytes, printable ASCII without '/', ending in ".debug"
+ * (so "." and ".." and any file that is not a debug file are out).
+ */
+bool sp_ctl_debuglink_name_ok(const char name[SP_DEBUGLINK_MAX]);
 
 /* Close every fd in m and set nfds to 0. */
 void sp_ctl_msg_close_fds(struct sp_ctl_msg *m);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -322,4 +323,32 @@ Test(ctl, one_message_per_datagram)
 	cr_expect_eq(sp_ctl_recv(sv[1], &m), -EAGAIN);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+/* OPEN_DEBUGLINK's name rule, shared by the aggregator (which never sends a
+ * name the probe would take as a protocol violation) and the broker. */
+Test(ctl, debuglink_name_rule)
+{
+	static const char *const good[] = { "bin.debug", "libc.so.6.debug",
+		"a3f0c1d2e4.debug", "x-1.2_3+4.debug" };
+	static const char *const bad[] = { "", ".debug", "bin", "secret.txt",
+		"../bin.debug", "a/b.debug", "bin .debug", "bin\n.debug",
+		"bin\x7f.debug", "bin\xc3\xa9.debug", "bin.debug.txt" };
+	char name[SP_DEBUGLINK_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(name, sizeof(name), "%s", good[i]);
+		cr_expect(sp_ctl_debuglink_name_ok(name), "'%s' refused", good[i]);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(name, sizeof(name), "%s", bad[i]);
+		cr_expect(!sp_ctl_debuglink_name_ok(name), "'%s' accepted", bad[i]);
+	}
+	memset(name, 'a', sizeof(name));	/* no NUL within the field */
+	memcpy(name + sizeof(name) - 6, ".debug", 6);
+	cr_expect(!sp_ctl_debuglink_name_ok(name), "an unterminated name");
+	memset(name, 'a', sizeof(name));
+	memcpy(name + sizeof(name) - 7, ".debug", 7);	/* 127 chars + NUL */
+	cr_expect(sp_ctl_debuglink_name_ok(name), "the longest name refused");
 }
