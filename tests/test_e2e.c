@@ -328,6 +328,32 @@ static void expect_named_in(const struct pp_profile *p, const char *comm,
 		  comm, func, m ? m->file : "(none)", file_suffix);
 }
 
+/* A two-function workload (WL_MAIN_TWO): both named, in the workload's own
+ * file, each with its share. */
+static void expect_two_split(const struct pp_profile *p, const char *comm,
+			     const char *hot, double hot_share,
+			     const char *cold, double cold_share)
+{
+	char file[64];
+
+	snprintf(file, sizeof(file), "/%s", comm);
+	expect_named_in(p, comm, hot, file);
+	expect_named_in(p, comm, cold, file);
+	expect_self_share(p, comm, hot, hot_share);
+	expect_self_share(p, comm, cold, cold_share);
+}
+
+/* Loads comm's profile and checks its two-function split. */
+static void two_split_test(const char *comm, const char *hot, double hot_share,
+			   const char *cold, double cold_share)
+{
+	struct pp_profile p;
+
+	e2e_load(comm, &p);
+	expect_two_split(&p, comm, hot, hot_share, cold, cold_share);
+	pp_free(&p);
+}
+
 /* ------------------------------------------------------------------------
  * Tests.
  * ------------------------------------------------------------------------ */
@@ -487,41 +513,19 @@ Test(e2e, call_chain_whole)
 
 Test(e2e, nopie_split_and_names)
 {
-	struct pp_profile p;
-
-	e2e_load("wl_nopie", &p);
-	expect_named_in(&p, "wl_nopie", "np_hot", "/wl_nopie");
-	expect_self_share(&p, "wl_nopie", "np_hot", 0.70);
-	expect_self_share(&p, "wl_nopie", "np_cold", 0.30);
-	pp_free(&p);
+	two_split_test("wl_nopie", "np_hot", 0.70, "np_cold", 0.30);
 }
 
 /* st_hot and st_cold exist only in the debug file under --debug-dir. */
 Test(e2e, stripped_named_via_build_id_debug_file)
 {
-	struct pp_profile p;
-
-	e2e_load("wl_stripped", &p);
-	expect_named_in(&p, "wl_stripped", "st_hot", "/wl_stripped");
-	expect_named_in(&p, "wl_stripped", "st_cold", "/wl_stripped");
-	expect_self_share(&p, "wl_stripped", "st_hot", 0.60);
-	expect_self_share(&p, "wl_stripped", "st_cold", 0.40);
-	pp_free(&p);
+	two_split_test("wl_stripped", "st_hot", 0.60, "st_cold", 0.40);
 }
 
-/* read(2) of /dev/zero is almost all kernel time: most of sys_read_zero's
- * samples (98 % under perf) must carry kernel frames above it. */
 /* No build id: named only through .gnu_debuglink (DIR/.debug/NAME, CRC). */
 Test(e2e, stripped_named_via_debuglink)
 {
-	struct pp_profile p;
-
-	e2e_load("wl_debuglink", &p);
-	expect_named_in(&p, "wl_debuglink", "dl_hot", "/wl_debuglink");
-	expect_named_in(&p, "wl_debuglink", "dl_cold", "/wl_debuglink");
-	expect_self_share(&p, "wl_debuglink", "dl_hot", 0.65);
-	expect_self_share(&p, "wl_debuglink", "dl_cold", 0.35);
-	pp_free(&p);
+	two_split_test("wl_debuglink", "dl_hot", 0.65, "dl_cold", 0.35);
 }
 
 /* --demangle simplified: C++ names without parameters or template arguments,
@@ -531,15 +535,17 @@ Test(e2e, mangled_names_demangled)
 	struct pp_profile p;
 
 	e2e_load("wl_mangled", &p);
-	expect_named_in(&p, "wl_mangled", "sp::Worker::hot", "/wl_mangled");
-	expect_named_in(&p, "wl_mangled", "sp::Worker::cold", "/wl_mangled");
+	expect_two_split(&p, "wl_mangled", "sp::Worker::hot", 0.70,
+			 "sp::Worker::cold", 0.30);
 	cr_expect_null(pp_loc_of(&p, "_ZN2sp6WorkerIiE3hotEm"),
 		       "the mangled name is still there");
-	expect_self_share(&p, "wl_mangled", "sp::Worker::hot", 0.70);
-	expect_self_share(&p, "wl_mangled", "sp::Worker::cold", 0.30);
+	cr_expect_null(pp_loc_of(&p, "_ZN2sp6Worker4coldEPKc"),
+		       "the mangled name is still there");
 	pp_free(&p);
 }
 
+/* read(2) of /dev/zero is almost all kernel time: most of sys_read_zero's
+ * samples (98 % under perf) must carry kernel frames above it. */
 Test(e2e, kernel_frames_under_syscall)
 {
 	struct pp_frame f[E2E_MAX_FRAMES];
