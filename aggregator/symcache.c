@@ -67,12 +67,16 @@ void symcache_free(struct symcache *sc)
 	free(sc);
 }
 
-/* Same build id, or it is the debug file of another binary. */
-static bool same_build(const struct elfsym *a, const struct elfsym *b)
+/* b is the debug file of this very build a: equal build ids; or, once its
+ * CRC matched a's .gnu_debuglink, ids that agree wherever both have one. */
+static bool same_build(const struct elfsym *a, const struct elfsym *b,
+		       bool crc_matched)
 {
 	const uint8_t *ia, *ib;
 	size_t la = elfsym_build_id_raw(a, &ia), lb = elfsym_build_id_raw(b, &ib);
 
+	if (crc_matched && (la == 0 || lb == 0))
+		return true;
 	return la == lb && memcmp(ia, ib, la) == 0;
 }
 
@@ -98,7 +102,6 @@ static bool merge_debug_fd(struct symcache *sc, struct elfsym *es, int fd,
 			   const uint32_t *want_crc)
 {
 	struct elfsym *dbg = NULL;
-	const uint8_t *id;
 	uint32_t crc = 0;
 	bool ok = false;
 
@@ -107,9 +110,7 @@ static bool merge_debug_fd(struct symcache *sc, struct elfsym *es, int fd,
 		(void)close(fd);
 		return false;
 	}
-	if (elfsym_open_fd(fd, &dbg) == 0 &&
-	    (same_build(es, dbg) ||
-	     (want_crc && elfsym_build_id_raw(dbg, &id) == 0)) &&
+	if (elfsym_open_fd(fd, &dbg) == 0 && same_build(es, dbg, want_crc) &&
 	    elfsym_has_symbols(dbg) && elfsym_merge(es, dbg) == 0)
 		ok = true;
 	(void)close(fd);

@@ -31,10 +31,15 @@ static void fixture_setup(void)
 	   " && cp full stripped && strip --strip-all stripped"
 	   " && objcopy --only-keep-debug full full.debug"
 	   " && cp stripped both && objcopy --add-gnu-debuglink=full.debug both"
+	   " && objcopy --remove-section=.note.gnu.build-id full.debug nobid-of-full.debug"
+	   " && cp stripped both2"
+	   " && objcopy --add-gnu-debuglink=nobid-of-full.debug both2"
 	   " && cc -O1 -Wl,--build-id=none -o nobid fix.c"
 	   " && objcopy --only-keep-debug nobid nobid.debug"
 	   " && strip --strip-all nobid -o nobid.stripped"
 	   " && objcopy --add-gnu-debuglink=nobid.debug nobid.stripped"
+	   " && strip --strip-all nobid -o nobid.to-full"
+	   " && objcopy --add-gnu-debuglink=full.debug nobid.to-full"
 	   " && printf 'not an elf file' > junk");
 }
 
@@ -369,6 +374,43 @@ Test(symcache, build_id_before_debuglink)
 			 "sp_fix_beta");
 	symcache_get_stats(sc, &st);
 	cr_expect_eq(st.debuglink_files, 1);
+	symcache_free(sc);
+}
+
+/* The other way round: no build id in the binary, one in its debuglink
+ * file. Only ids present on both sides must agree; the CRC matched. */
+Test(symcache, debuglink_file_with_build_id_for_binary_without)
+{
+	struct symcache *sc = new_cache(0, 0);
+	struct opener o = { .name = "nobid.to-full", .link = "full.debug" };
+	struct symcache_stats st;
+
+	cr_assert_not_null(symcache_get(sc, 1, 12, test_open, &o));
+	cr_expect_eq(o.debug_opens, 0, "no build id, yet OPEN_DEBUG was asked");
+	cr_expect_eq(o.link_opens, 1);
+	symcache_get_stats(sc, &st);
+	cr_expect_eq(st.debuglink_files, 1, "refused: %llu bad",
+		     (unsigned long long)st.bad_debug);
+	symcache_free(sc);
+}
+
+/* The binary has a build id, its debuglink file lost it: the CRC decides. */
+Test(symcache, debuglink_file_without_build_id_accepted_by_crc)
+{
+	struct symcache *sc = new_cache(0, 0);
+	struct opener o = { .name = "both2", .link = "nobid-of-full.debug" };
+	const struct elfsym *es;
+	struct symcache_stats st;
+
+	es = symcache_get(sc, 1, 11, test_open, &o);
+	cr_assert_not_null(es);
+	cr_expect_eq(o.debug_opens, 1);
+	cr_expect_eq(o.link_opens, 1);
+	cr_expect_str_eq(elfsym_lookup(es, nm_addr("full", "sp_fix_beta"), NULL),
+			 "sp_fix_beta");
+	symcache_get_stats(sc, &st);
+	cr_expect_eq(st.debuglink_files, 1);
+	cr_expect_eq(st.bad_debug, 0);
 	symcache_free(sc);
 }
 
