@@ -45,8 +45,9 @@ static size_t verbatim_at(const char *s)
 	return 0;
 }
 
-/* Index just past the bracket group opening at s[0] ('(' or '<'), nested
- * groups and "{lambda(...)#1}" included; the string's end if unbalanced. */
+/* Index just past the bracket group opening at s[0] ('(', '<' or '{'; the
+ * callers have ruled out a verbatim name there), nested groups included;
+ * the string's end if unbalanced. */
 static size_t group_end(const char *s)
 {
 	size_t i = 0, v;
@@ -54,7 +55,7 @@ static size_t group_end(const char *s)
 
 	while (s[i]) {
 		v = verbatim_at(s + i);
-		if (v && i > 0) {
+		if (v) {
 			i += v;
 			continue;
 		}
